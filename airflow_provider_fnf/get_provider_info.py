@@ -59,7 +59,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Alibaba Cloud Simple Message Queue (MNS)",
-                "python-modules": ["airflow_provider_fnf.operators.mns"],
+                "python-modules": ["airflow_provider_fnf.operators.mns", "airflow_provider_fnf.operators.dispatch"],
             },
             {
                 "integration-name": "Alibaba Cloud Serverless Workflow",

@@ -23,6 +23,14 @@ MNS_MIN_PRIORITY = 1
 MNS_MAX_PRIORITY = 16
 MNS_DEFAULT_PRIORITY = 8
 MNS_API_VERSION = "2015-06-06"
+MNS_DEFAULT_DELAY_SECONDS = 0
+MNS_DEFAULT_POLLING_WAIT_SECONDS = 0
+MNS_MAX_QUEUE_NAME_LENGTH = 256
+"""A queue name starts with a letter and holds letters, digits and hyphens."""
+MNS_MAX_LIST_QUEUES = 1_000
+"""Most queues in one ListQueue page (``x-mns-ret-number``)."""
+MNS_MAX_CLOCK_SKEW_SECONDS = 900
+"""A request whose Date header is further than this from the server's clock has expired."""
 
 # --- Serverless Workflow (FnF, API 2019-03-15) --------------------------------------------
 FNF_API_VERSION = "2019-03-15"

@@ -31,6 +31,8 @@ class Request:
     """Header names lower-cased."""
     body: bytes = b""
     client: str = ""
+    target: str = ""
+    """The request target exactly as sent (path and query, not decoded); MNS signs it."""
 
 
 @dataclass

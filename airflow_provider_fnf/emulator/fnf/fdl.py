@@ -1,0 +1,480 @@
+"""Flow Definition Language (FDL ``version: v1`` / ``v1beta1``): parsing and validation.
+
+:func:`parse_flow` turns the YAML (or JSON) text into a :class:`Flow` whose steps carry parsed
+mappings, paths and conditions, or raises :class:`FDLError` with a message naming the step and
+the field that is wrong. Each list of steps has an id (``root``, ``<step id>/c0`` for a choice's
+first choice, ``/d`` its default, ``/b1`` a parallel's second branch, ``/it`` a foreach's
+iteration) and each step ``<list id>/<index>``; the engine persists these ids, so they depend on
+the definition alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import yaml
+
+from airflow_provider_fnf.emulator.fnf.conditions import Condition, ConditionError, parse_condition
+from airflow_provider_fnf.emulator.fnf.paths import FieldMapping, Path, PathError, parse_mappings, parse_path
+from airflow_provider_fnf.limits import MNS_MAX_DELAY_SECONDS, MNS_MAX_PRIORITY, MNS_MIN_PRIORITY
+
+VERSIONS = ("v1", "v1beta1")
+STEP_TYPES = ("task", "pass", "choice", "parallel", "foreach", "wait", "succeed", "fail")
+PATTERNS = ("requestResponse", "sync", "waitForCallback")
+ALL_ERRORS = "FnF.ALL"
+TASK_TIMEOUT_ERROR = "FnF.TaskTimeout"
+"""A callback step past its timeoutSeconds (used by every official sample; *unconfirmed*)."""
+
+MNS_QUEUE_ARN = re.compile(
+    r"^acs:mns:[A-Za-z0-9\-]*:[0-9A-Za-z]*:/queues/([A-Za-z0-9][A-Za-z0-9\-]{0,255})/messages$"
+)
+
+_COMMON = {"type", "name", "end", "inputMappings", "outputMappings", "description"}
+_FIELDS: dict[str, set[str]] = {
+    "task": _COMMON
+    | {"resourceArn", "pattern", "timeoutSeconds", "serviceParams", "errorMappings", "retry", "catch"},
+    "pass": _COMMON,
+    "choice": _COMMON | {"choices", "default"},
+    "parallel": _COMMON | {"branches"},
+    "foreach": _COMMON | {"iterationMapping", "steps"},
+    "wait": _COMMON | {"duration", "timestamp"},
+    "succeed": _COMMON,
+    "fail": _COMMON | {"error", "cause"},
+}
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when available (much faster), else the pure-Python one."""
+
+
+class FDLError(ValueError):
+    """An invalid flow definition; the message names the step and field."""
+
+
+@dataclass(frozen=True)
+class RetryRule:
+    errors: tuple[str, ...]
+    interval_seconds: float
+    max_interval_seconds: float
+    max_attempts: int
+    multiplier: float
+
+
+@dataclass(frozen=True)
+class CatchRule:
+    errors: tuple[str, ...]
+    goto: str
+
+
+@dataclass
+class Step:
+    id: str
+    type: str
+    name: str
+    end: bool = False
+    input_mappings: list[FieldMapping] | None = None
+    output_mappings: list[FieldMapping] | None = None
+    # task
+    queue_name: str = ""
+    resource_arn: str = ""
+    pattern: str = "requestResponse"
+    timeout_seconds: float | None = None
+    service_params: dict[str, Any] = field(default_factory=dict)
+    error_mappings: list[FieldMapping] | None = None
+    retry: list[RetryRule] = field(default_factory=list)
+    catch: list[CatchRule] = field(default_factory=list)
+    # choice: (condition, list id or None, goto or None); default likewise
+    choices: list[tuple[Condition, str | None, str | None]] = field(default_factory=list)
+    default: tuple[str | None, str | None] | None = None
+    # parallel: list ids of branches; foreach: list id of the iteration
+    branches: list[str] = field(default_factory=list)
+    iteration: str | None = None
+    collection: Path | None = None
+    item: str = ""
+    index: str | None = None
+    # wait
+    duration: float | None = None
+    timestamp: float | None = None
+    # fail
+    error: str = ""
+    cause: str = ""
+
+
+@dataclass
+class Flow:
+    version: str
+    steps: dict[str, Step]
+    """Step id -> step."""
+    lists: dict[str, list[str]]
+    """List id -> step ids, in order."""
+    input_mappings: list[FieldMapping] | None = None
+    output_mappings: list[FieldMapping] | None = None
+    timeout_seconds: float | None = None
+
+    def sibling_index(self, list_id: str, name: str) -> int:
+        for i, sid in enumerate(self.lists[list_id]):
+            if self.steps[sid].name == name:
+                return i
+        raise KeyError(name)
+
+
+def _number(value: Any, where: str, *, minimum: float = 0, maximum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FDLError(f"{where} must be a number, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+        raise FDLError(f"{where} must be {bound}, got {value!r}")
+    return float(value)
+
+
+def _errors(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(e, str) and e for e in value):
+        raise FDLError(f"{where} must be a non-empty list of error names (e.g. [FnF.ALL])")
+    return tuple(value)
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.steps: dict[str, Step] = {}
+        self.lists: dict[str, list[str]] = {}
+
+    def steps_list(self, raw: Any, list_id: str, where: str, *, required: bool = True) -> str:
+        if raw is None and not required:
+            raw = []
+        if not isinstance(raw, list):
+            raise FDLError(f"{where}: steps must be a list")
+        ids: list[str] = []
+        names: set[str] = set()
+        for i, raw_step in enumerate(raw):
+            step = self.step(raw_step, f"{list_id}/{i}", f"{where} steps[{i}]")
+            if step.name in names:
+                raise FDLError(f"step {step.name!r}: duplicate step name at the same level ({where})")
+            names.add(step.name)
+            ids.append(step.id)
+        self.lists[list_id] = ids
+        # gotos must name a sibling in this list
+        for sid in ids:
+            step = self.steps[sid]
+            targets = [c.goto for c in step.catch] + [g for _, _, g in step.choices if g]
+            if step.default and step.default[1]:
+                targets.append(step.default[1])
+            for target in targets:
+                if target not in names:
+                    raise FDLError(
+                        f"step {step.name!r}: goto {target!r} is not a step at the same level "
+                        f"(siblings: {sorted(names)})"
+                    )
+        return list_id
+
+    def step(self, raw: Any, sid: str, where: str) -> Step:
+        if not isinstance(raw, dict):
+            raise FDLError(f"{where} must be a mapping with type and name")
+        name = raw.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise FDLError(f"{where}: field 'name' is required (a non-empty string)")
+        label = f"step {name!r}"
+        stype = raw.get("type")
+        if stype not in STEP_TYPES:
+            raise FDLError(f"{label}: field 'type' must be one of {', '.join(STEP_TYPES)}, got {stype!r}")
+        unknown = set(raw) - _FIELDS[stype]
+        if unknown:
+            raise FDLError(f"{label}: unknown field(s) {sorted(unknown)} for a {stype} step")
+        end = raw.get("end", False)
+        if not isinstance(end, bool):
+            raise FDLError(f"{label}: field 'end' must be true or false")
+        try:
+            step = Step(
+                id=sid,
+                type=stype,
+                name=name,
+                end=end,
+                input_mappings=parse_mappings(raw["inputMappings"], f"{label}: inputMappings")
+                if "inputMappings" in raw
+                else None,
+                output_mappings=parse_mappings(raw["outputMappings"], f"{label}: outputMappings")
+                if "outputMappings" in raw
+                else None,
+            )
+        except PathError as err:
+            raise FDLError(str(err)) from None
+        getattr(self, "_" + stype)(step, raw, label)
+        self.steps[sid] = step
+        return step
+
+    def _pass(self, step: Step, raw: dict[str, Any], label: str) -> None:
+        pass
+
+    def _succeed(self, step: Step, raw: dict[str, Any], label: str) -> None:
+        pass
+
+    def _fail(self, step: Step, raw: dict[str, Any], label: str) -> None:
+        for key in ("error", "cause"):
+            value = raw.get(key, "")
+            if not isinstance(value, str):
+                raise FDLError(f"{label}: field {key!r} must be a string")
+            setattr(step, key, value)
+
+    def _wait(self, step: Step, raw: dict[str, Any], label: str) -> None:
+        if ("duration" in raw) == ("timestamp" in raw):
+            raise FDLError(f"{label}: a wait step needs exactly one of 'duration' or 'timestamp'")
+        if "duration" in raw:
+            step.duration = _number(raw["duration"], f"{label}: field 'duration'", maximum=31_536_000)
+        else:
+            ts = raw["timestamp"]
+            try:
+                text = ts if isinstance(ts, str) else ts.isoformat()
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except (AttributeError, ValueError):
+                raise FDLError(f"{label}: field 'timestamp' must be an RFC 3339 time, got {ts!r}") from None
+            if parsed.tzinfo is None:
+                raise FDLError(f"{label}: field 'timestamp' needs a time zone (e.g. 2030-01-01T00:00:00Z)")
+            step.timestamp = parsed.timestamp()
+
+    def _task(self, step: Step, raw: dict[str, Any], label: str) -> None:
+        arn = raw.get("resourceArn")
+        if not isinstance(arn, str) or not arn:
+            raise FDLError(f"{label}: field 'resourceArn' is required")
+        m = MNS_QUEUE_ARN.match(arn)
+        if not m:
+            if arn.startswith("acs:fc:"):
+                what = "Function Compute functions"
+            elif arn.startswith("acs:mns:") and "/topics/" in arn:
+                what = "MNS topics"
+            elif arn.startswith("acs:fnf:"):
+                what = "subflows"
+            else:
+                what = "this resource type"
+            raise FDLError(
+                f"{label}: field 'resourceArn' {arn!r} is not supported by the emulator ({what} are not "
+                "emulated); use an MNS queue: acs:mns:::/queues/<queue>/messages"
+            )
+        step.resource_arn = arn
+        step.queue_name = m.group(1)
+        pattern = raw.get("pattern", "requestResponse")
+        if pattern not in ("requestResponse", "waitForCallback"):
+            raise FDLError(
+                f"{label}: field 'pattern' must be requestResponse or waitForCallback for an MNS queue, "
+                f"got {pattern!r}"
+            )
+        step.pattern = pattern
+        if "timeoutSeconds" in raw:
+            step.timeout_seconds = _number(
+                raw["timeoutSeconds"], f"{label}: field 'timeoutSeconds'", minimum=0.001
+            )
+        params = raw.get("serviceParams")
+        if not isinstance(params, dict):
+            raise FDLError(
+                f"{label}: field 'serviceParams' is required for an MNS queue (MessageBody, Priority)"
+            )
+        unknown = set(params) - {"MessageBody", "Priority", "DelaySeconds"}
+        if unknown:
+            raise FDLError(f"{label}: serviceParams has unknown field(s) {sorted(unknown)}")
+        if "MessageBody" not in params:
+            raise FDLError(f"{label}: field 'serviceParams.MessageBody' is required")
+        if "Priority" not in params:
+            raise FDLError(f"{label}: field 'serviceParams.Priority' is required (1..16)")
+        for key, lo, hi in (
+            ("Priority", MNS_MIN_PRIORITY, MNS_MAX_PRIORITY),
+            ("DelaySeconds", 0, MNS_MAX_DELAY_SECONDS),
+        ):
+            if key not in params:
+                continue
+            value = params[key]
+            if isinstance(value, str) and value.startswith("$"):
+                try:
+                    parse_path(value)
+                except PathError as err:
+                    raise FDLError(f"{label}: serviceParams.{key}: {err}") from None
+            elif isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise FDLError(
+                    f"{label}: field 'serviceParams.{key}' must be an integer {lo}..{hi}, got {value!r}"
+                )
+        body = params["MessageBody"]
+        if isinstance(body, str) and body.startswith("$") and body != "$":
+            try:
+                parse_path(body)
+            except PathError as err:
+                raise FDLError(f"{label}: serviceParams.MessageBody: {err}") from None
+        step.service_params = dict(params)
+        if "errorMappings" in raw:
+            try:
+                step.error_mappings = parse_mappings(raw["errorMappings"], f"{label}: errorMappings")
+            except PathError as err:
+                raise FDLError(str(err)) from None
+            for i, em in enumerate(step.error_mappings):
+                if (
+                    em.path is None
+                    or em.path.root != "local"
+                    or em.path.parts not in (("error",), ("cause",))
+                ):
+                    raise FDLError(f"{label}: errorMappings[{i}].source must be $local.error or $local.cause")
+        retry = raw.get("retry", [])
+        if not isinstance(retry, list):
+            raise FDLError(f"{label}: field 'retry' must be a list")
+        for i, rule in enumerate(retry):
+            w = f"{label}: retry[{i}]"
+            if not isinstance(rule, dict):
+                raise FDLError(f"{w} must be a mapping")
+            unknown = set(rule) - {
+                "errors",
+                "intervalSeconds",
+                "maxIntervalSeconds",
+                "maxAttempts",
+                "multiplier",
+            }
+            if unknown:
+                raise FDLError(f"{w} has unknown field(s) {sorted(unknown)}")
+            attempts = rule.get("maxAttempts", 3)
+            if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
+                raise FDLError(f"{w}.maxAttempts must be a non-negative integer, got {attempts!r}")
+            step.retry.append(
+                RetryRule(
+                    errors=_errors(rule.get("errors"), f"{w}.errors"),
+                    interval_seconds=_number(
+                        rule.get("intervalSeconds", 1), f"{w}.intervalSeconds", maximum=86_400
+                    ),
+                    max_interval_seconds=_number(
+                        rule.get("maxIntervalSeconds", 86_400), f"{w}.maxIntervalSeconds", maximum=86_400
+                    ),
+                    max_attempts=attempts,
+                    multiplier=_number(rule.get("multiplier", 2), f"{w}.multiplier", minimum=1),
+                )
+            )
+        catch = raw.get("catch", [])
+        if not isinstance(catch, list):
+            raise FDLError(f"{label}: field 'catch' must be a list")
+        for i, rule in enumerate(catch):
+            w = f"{label}: catch[{i}]"
+            if not isinstance(rule, dict):
+                raise FDLError(f"{w} must be a mapping")
+            unknown = set(rule) - {"errors", "goto"}
+            if unknown:
+                raise FDLError(f"{w} has unknown field(s) {sorted(unknown)}")
+            goto = rule.get("goto")
+            if not isinstance(goto, str) or not goto:
+                raise FDLError(f"{w}.goto is required (a step at the same level)")
+            step.catch.append(CatchRule(_errors(rule.get("errors"), f"{w}.errors"), goto))
+
+    def _choice(self, step: Step, raw: dict[str, Any], label: str) -> None:
+        choices = raw.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise FDLError(f"{label}: field 'choices' must be a non-empty list")
+        for i, choice in enumerate(choices):
+            w = f"{label}: choices[{i}]"
+            if not isinstance(choice, dict):
+                raise FDLError(f"{w} must be a mapping with condition and steps or goto")
+            unknown = set(choice) - {"condition", "steps", "goto"}
+            if unknown:
+                raise FDLError(f"{w} has unknown field(s) {sorted(unknown)}")
+            if "condition" not in choice:
+                raise FDLError(f"{w}.condition is required")
+            try:
+                cond = parse_condition(choice["condition"])
+            except ConditionError as err:
+                raise FDLError(f"{w}.condition: {err}") from None
+            list_id, goto = self._branch(choice, f"{step.id}/c{i}", w)
+            step.choices.append((cond, list_id, goto))
+        if "default" in raw and raw["default"] is not None:
+            default = raw["default"]
+            if not isinstance(default, dict):
+                raise FDLError(f"{label}: field 'default' must be a mapping with steps and/or goto")
+            unknown = set(default) - {"steps", "goto"}
+            if unknown:
+                raise FDLError(f"{label}: default has unknown field(s) {sorted(unknown)}")
+            step.default = self._branch(default, f"{step.id}/d", f"{label}: default")
+
+    def _branch(self, raw: dict[str, Any], list_id: str, where: str) -> tuple[str | None, str | None]:
+        goto = raw.get("goto")
+        if goto is not None and (not isinstance(goto, str) or not goto):
+            raise FDLError(f"{where}.goto must be a step name")
+        list_ref = self.steps_list(raw["steps"], list_id, where) if raw.get("steps") is not None else None
+        return list_ref, goto
+
+    def _parallel(self, step: Step, raw: dict[str, Any], label: str) -> None:
+        branches = raw.get("branches")
+        if not isinstance(branches, list) or not branches:
+            raise FDLError(f"{label}: field 'branches' must be a non-empty list of {{steps}}")
+        for i, branch in enumerate(branches):
+            if not isinstance(branch, dict) or "steps" not in branch or set(branch) - {"steps"}:
+                raise FDLError(f"{label}: branches[{i}] must be a mapping with only 'steps'")
+            step.branches.append(
+                self.steps_list(branch["steps"], f"{step.id}/b{i}", f"{label}: branches[{i}]")
+            )
+
+    def _foreach(self, step: Step, raw: dict[str, Any], label: str) -> None:
+        mapping = raw.get("iterationMapping")
+        if not isinstance(mapping, dict):
+            raise FDLError(f"{label}: field 'iterationMapping' is required (collection, item, index)")
+        unknown = set(mapping) - {"collection", "item", "index"}
+        if unknown:
+            raise FDLError(f"{label}: iterationMapping has unknown field(s) {sorted(unknown)}")
+        try:
+            step.collection = parse_path(str(mapping.get("collection", "")))
+        except PathError as err:
+            raise FDLError(f"{label}: iterationMapping.collection: {err}") from None
+        item = mapping.get("item")
+        if not isinstance(item, str) or not item:
+            raise FDLError(f"{label}: iterationMapping.item is required (the key of the current element)")
+        step.item = item
+        index = mapping.get("index")
+        if index is not None and (not isinstance(index, str) or not index):
+            raise FDLError(f"{label}: iterationMapping.index must be a key name")
+        step.index = index
+        if "steps" not in raw:
+            raise FDLError(f"{label}: field 'steps' is required")
+        step.iteration = self.steps_list(raw["steps"], f"{step.id}/it", label)
+
+
+def parse_flow(text: str) -> Flow:
+    """Parse and validate an FDL definition (YAML or JSON text)."""
+    if not isinstance(text, str) or not text.strip():
+        raise FDLError("the flow definition is empty")
+    try:
+        raw = yaml.load(text, Loader=_LOADER)  # a safe loader (see _LOADER)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise FDLError(
+            f"the flow definition is not valid YAML{where}: {getattr(err, 'problem', err)}"
+        ) from None
+    if not isinstance(raw, dict):
+        raise FDLError("the flow definition must be a mapping with version, type and steps")
+    if raw.get("version") not in VERSIONS:
+        raise FDLError(f"field 'version' must be one of {', '.join(VERSIONS)}, got {raw.get('version')!r}")
+    if raw.get("type") != "flow":
+        raise FDLError(f"field 'type' must be 'flow', got {raw.get('type')!r}")
+    unknown = set(raw) - {
+        "version",
+        "type",
+        "steps",
+        "inputMappings",
+        "outputMappings",
+        "timeoutSeconds",
+        "description",
+    }
+    if unknown:
+        raise FDLError(f"the flow has unknown field(s) {sorted(unknown)}")
+    if "steps" not in raw:
+        raise FDLError("field 'steps' is required")
+    builder = _Builder()
+    builder.steps_list(raw["steps"], "root", "flow")
+    try:
+        flow = Flow(
+            version=raw["version"],
+            steps=builder.steps,
+            lists=builder.lists,
+            input_mappings=parse_mappings(raw["inputMappings"], "flow: inputMappings")
+            if "inputMappings" in raw
+            else None,
+            output_mappings=parse_mappings(raw["outputMappings"], "flow: outputMappings")
+            if "outputMappings" in raw
+            else None,
+        )
+    except PathError as err:
+        raise FDLError(str(err)) from None
+    if "timeoutSeconds" in raw:
+        flow.timeout_seconds = _number(raw["timeoutSeconds"], "flow: field 'timeoutSeconds'", minimum=0.001)
+    return flow

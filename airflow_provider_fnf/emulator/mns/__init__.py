@@ -1,0 +1,1 @@
+"""The emulator's Simple Message Queue (MNS) service: :class:`~.service.MNSService`."""

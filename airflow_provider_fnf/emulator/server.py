@@ -1,0 +1,396 @@
+"""The emulator's HTTP servers: MNS and Serverless Workflow (FnF), one process, one port each.
+
+``Emulator(...).start()`` listens on both ports (0 picks a free one). Each server parses HTTP/1.1
+(keep-alive, ``Content-Length`` always sent) into a :class:`~.core.Request`, answers the admin API
+under ``/_emulator/`` itself, applies the fault rules, and hands everything else to its service.
+
+Admin API (both ports, JSON, no authentication; the emulator binds to 127.0.0.1 by default):
+
+- ``GET /_emulator/health``: ``{"status": "ok", "service": ..., "mns_endpoint": ..., "fnf_endpoint": ...}``
+- ``POST /_emulator/reset``: drop every queue, message, flow, execution and fault rule.
+- ``GET /_emulator/faults``: the active rules; ``POST`` one rule (object) or several (list), see
+  :mod:`.faults`; ``DELETE /_emulator/faults`` removes all, ``DELETE /_emulator/faults/{id}`` one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote
+
+from airflow_provider_fnf.emulator.core import (
+    ADMIN_PREFIX,
+    DEFAULT_ACCESS_KEY_ID,
+    DEFAULT_ACCESS_KEY_SECRET,
+    DEFAULT_HOST,
+    Request,
+    Response,
+    Service,
+    ServiceError,
+)
+from airflow_provider_fnf.emulator.faults import FaultInjector
+from airflow_provider_fnf.emulator.mns.service import MNSService
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+"""Larger request bodies are refused before they are read (every service limit is far below)."""
+
+
+class _BadRequest(Exception):
+    pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, host: str, port: int, emulator: Emulator, service_name: str, service: Service) -> None:
+        if ":" in host:
+            self.address_family = socket.AF_INET6
+        self.emulator = emulator
+        self.service_name = service_name
+        self.service = service
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__((host, port), _Handler)
+
+    def track(self, connection: socket.socket, open_: bool) -> None:
+        with self._connections_lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        """Cut every keep-alive connection, so nothing is answered once the emulator stopped."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    wbufsize = 64 * 1024
+    """Buffered: headers and body leave in one write (no Nagle delay between them)."""
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the base class's stderr lines; :meth:`_dispatch` logs each request."""
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_GET
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks: list[bytes] = []
+            total = 0
+            while True:
+                line = self.rfile.readline(1024)
+                try:
+                    size = int(line.split(b";", 1)[0].strip(), 16)
+                except ValueError as exc:
+                    raise _BadRequest("malformed chunked body") from exc
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_REQUEST_BYTES:
+                    raise _BadRequest(f"request body larger than {MAX_REQUEST_BYTES} bytes")
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(1024)
+        length = self.headers.get("Content-Length")
+        if not length:
+            return b""
+        try:
+            size = int(length)
+        except ValueError as exc:
+            raise _BadRequest(f"invalid Content-Length {length!r}") from exc
+        if size < 0 or size > MAX_REQUEST_BYTES:
+            raise _BadRequest(f"request body of {size} bytes; at most {MAX_REQUEST_BYTES}")
+        return self.rfile.read(size)
+
+    def _dispatch(self) -> None:
+        started = time.monotonic()
+        server = self.server
+        service = server.service
+        target = self.path
+        raw_path, _, query = target.partition("?")
+        request = Request(
+            method=self.command,
+            path=unquote(raw_path),
+            query=query,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            client=self.client_address[0],
+            target=target,
+        )
+        admin = request.path.startswith(ADMIN_PREFIX) or request.path == ADMIN_PREFIX.rstrip("/")
+        try:
+            request.body = self._read_body()
+        except _BadRequest as exc:
+            self.close_connection = True
+            error = ServiceError(400, "InvalidArgument", f"Bad HTTP request: {exc}.")
+            response = _json(400, {"error": str(exc)}) if admin else service.error_response(request, error)
+            self._send(response, request, "Unknown", started)
+            return
+        if admin:
+            self._send(server.emulator._admin(request, server.service_name), request, "Admin", started)
+            return
+        operation = service.operation(request)
+        fault = server.emulator.faults.fire(server.service_name, operation)
+        if fault is not None:
+            if fault.latency_ms:
+                time.sleep(fault.latency_ms / 1000)
+            if fault.drop_connection:
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                log.debug(
+                    "%s %s %s %s -> dropped (injected)",
+                    server.service_name,
+                    operation,
+                    self.command,
+                    request.path,
+                )
+                return
+            if fault.status is not None:
+                error = ServiceError(fault.status, fault.code or "InternalError", fault.message)
+                self._send(service.error_response(request, error), request, operation, started)
+                return
+        try:
+            response = service.handle(request)
+        except Exception:
+            log.exception("%s %s failed", server.service_name, operation)
+            error = ServiceError(500, "InternalError", "Internal error of the emulator; see its log.")
+            response = service.error_response(request, error)
+        self._send(response, request, operation, started)
+
+    def _send(self, response: Response, request: Request, operation: str, started: float) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and response.body:
+            self.wfile.write(response.body)
+        log.debug(
+            "%s %s %s %s -> %d in %.1f ms",
+            self.server.service_name,
+            operation,
+            self.command,
+            request.path,
+            response.status,
+            (time.monotonic() - started) * 1000,
+        )
+
+
+def _json(status: int, payload: object) -> Response:
+    return Response(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
+
+
+class Emulator:
+    """The MNS and Serverless Workflow emulators in this process.
+
+    :param host: address to bind both servers to.
+    :param mns_port: MNS port; 0 picks a free one.
+    :param fnf_port: Serverless Workflow port; 0 picks a free one.
+    :param access_keys: AccessKey ID -> secret accepted by both services.
+    :param sts_tokens: security token -> the AccessKey ID it belongs to.
+    :param data_dir: keep state in SQLite under this directory (survives restarts); memory when None.
+    :param fnf_throttle: apply Serverless Workflow's published API rate limits.
+    """
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        mns_port: int = 0,
+        fnf_port: int = 0,
+        access_keys: dict[str, str] | None = None,
+        sts_tokens: dict[str, str] | None = None,
+        data_dir: str | None = None,
+        fnf_throttle: bool = False,
+    ) -> None:
+        self.host = host
+        self.mns_port = mns_port
+        self.fnf_port = fnf_port
+        self.access_keys = dict(access_keys or {DEFAULT_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_SECRET})
+        self.sts_tokens = dict(sts_tokens or {})
+        self.data_dir = data_dir
+        self.fnf_throttle = fnf_throttle
+        self.faults = FaultInjector()
+        self.mns: MNSService | None = None
+        self.fnf: Service | None = None
+        self._servers: list[_Server] = []
+        self._threads: list[threading.Thread] = []
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Emulator:
+        if self._servers:
+            raise RuntimeError("the emulator is already running")
+        try:
+            self.mns = MNSService(
+                access_keys=self.access_keys, sts_tokens=self.sts_tokens, data_dir=self.data_dir
+            )
+            self._servers.append(_Server(self.host, self.mns_port, self, "mns", self.mns))
+            try:
+                from airflow_provider_fnf.emulator.fnf.service import FnFService
+            except ImportError as exc:
+                log.warning("Serverless Workflow emulator unavailable (%s); serving MNS only", exc)
+            else:
+                self.fnf = FnFService(
+                    mns=self.mns,
+                    access_keys=self.access_keys,
+                    sts_tokens=self.sts_tokens,
+                    data_dir=self.data_dir,
+                    throttle=self.fnf_throttle,
+                )
+                self._servers.append(_Server(self.host, self.fnf_port, self, "fnf", self.fnf))
+        except BaseException:
+            self.stop()
+            raise
+        for server in self._servers:
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"emulator-{server.service_name}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+        log.info("MNS emulator listening on %s", self.mns_endpoint)
+        if self.fnf is not None:
+            log.info("Serverless Workflow emulator listening on %s", self.fnf_endpoint)
+        return self
+
+    def stop(self) -> None:
+        """Stop both servers, wake every long poll, close connections and storage. Idempotent."""
+        servers, self._servers = self._servers, []
+        threads, self._threads = self._threads, []
+        serving = [s for s in servers if any(t.name == f"emulator-{s.service_name}" for t in threads)]
+        stoppers = [threading.Thread(target=s.shutdown) for s in serving]  # in parallel: each waits a poll
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+        for service in (self.fnf, self.mns):
+            if service is not None:
+                service.close()
+        for server in servers:
+            server.close_connections()
+            server.server_close()
+        for thread in threads:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- endpoints -------------------------------------------------------------------------
+    def _endpoint(self, service_name: str) -> str:
+        for server in self._servers:
+            if server.service_name == service_name:
+                host, port = str(server.server_address[0]), server.server_address[1]
+                if host in ("0.0.0.0", "::", ""):
+                    host = "127.0.0.1"
+                if ":" in host:
+                    host = f"[{host}]"
+                return f"http://{host}:{port}"
+        raise RuntimeError(f"the {service_name} emulator is not running")
+
+    @property
+    def mns_endpoint(self) -> str:
+        return self._endpoint("mns")
+
+    @property
+    def fnf_endpoint(self) -> str:
+        return self._endpoint("fnf")
+
+    # --- admin API -------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Drop all state of both services and every fault rule."""
+        self.faults.clear()
+        for service in (self.mns, self.fnf):
+            if service is not None:
+                service.reset()
+
+    def _admin(self, request: Request, service_name: str) -> Response:
+        parts = [p for p in request.path[len(ADMIN_PREFIX) :].split("/") if p]
+        method = request.method
+        if parts == ["health"] and method in ("GET", "HEAD"):
+            endpoints = {
+                name: self._endpoint(name)
+                for name in ("mns", "fnf")
+                if any(s.service_name == name for s in self._servers)
+            }
+            return _json(
+                200,
+                {
+                    "status": "ok",
+                    "service": service_name,
+                    "mns_endpoint": endpoints.get("mns"),
+                    "fnf_endpoint": endpoints.get("fnf"),
+                },
+            )
+        if parts == ["reset"] and method == "POST":
+            self.reset()
+            return _json(200, {"reset": True})
+        if parts == ["faults"]:
+            if method == "GET":
+                return _json(200, {"faults": [r.to_dict() for r in self.faults.rules()]})
+            if method == "DELETE":
+                count = len(self.faults.rules())
+                self.faults.clear()
+                return _json(200, {"deleted": count})
+            if method == "POST":
+                try:
+                    spec = json.loads(request.body or b"null")
+                except ValueError as exc:
+                    return _json(400, {"error": f"the body is not JSON: {exc}"})
+                specs = spec if isinstance(spec, list) else [spec]
+                added = []
+                try:
+                    for item in specs:
+                        added.append(self.faults.add(item, service_name))
+                except ValueError as exc:
+                    for rule in added:
+                        self.faults.remove(rule.id)
+                    return _json(400, {"error": str(exc)})
+                return _json(201, {"faults": [r.to_dict() for r in added]})
+        if len(parts) == 2 and parts[0] == "faults" and method == "DELETE":
+            if parts[1].isdigit() and self.faults.remove(int(parts[1])):
+                return _json(200, {"deleted": 1})
+            return _json(404, {"error": f"no fault rule {parts[1]}"})
+        return _json(404, {"error": f"no admin resource {method} {request.path}; see health, reset, faults"})

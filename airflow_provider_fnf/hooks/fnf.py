@@ -1,0 +1,749 @@
+"""Hook for Alibaba Cloud Serverless Workflow (FnF, API 2019-03-15), over ``alibabacloud-fnf20190315``.
+
+Reporting a task token is the heart of it: :meth:`ServerlessWorkflowHook.report_task_succeeded`
+and :meth:`~ServerlessWorkflowHook.report_task_failed` check the service's limits before the call,
+retry throttling, server errors, ``TaskInvalidState`` and network failures with backoff and
+jitter, and raise :class:`~airflow_provider_fnf.exceptions.ServerlessWorkflowTaskAlreadyCompletedError`
+when the token was reported before, which callers treat as done. Task tokens are masked in logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_fnf.exceptions import (
+    FnFConfigurationError,
+    ServerlessWorkflowAuthenticationError,
+    ServerlessWorkflowEndpointUnreachableError,
+    ServerlessWorkflowError,
+    ServerlessWorkflowExecutionNotFoundError,
+    ServerlessWorkflowFlowNotFoundError,
+    ServerlessWorkflowInvalidTaskTokenError,
+    ServerlessWorkflowOutputError,
+    ServerlessWorkflowTaskAlreadyCompletedError,
+    ServerlessWorkflowThrottledError,
+)
+from airflow_provider_fnf.hooks._common import (
+    RETRY_BASE_DELAY_SECONDS,
+    RETRY_MAX_DELAY_SECONDS,
+    AlibabaCloudCredentials,
+    MaskingCredentialsCache,
+    backoff_delay,
+    credentials_from_connection,
+    default_credentials_client,
+    extra_str,
+)
+from airflow_provider_fnf.limits import (
+    FNF_MAX_CAUSE_CHARS,
+    FNF_MAX_DESCRIBE_WAIT_SECONDS,
+    FNF_MAX_ERROR_CHARS,
+    FNF_MAX_HISTORY_LIMIT,
+    FNF_MAX_LIST_LIMIT,
+    FNF_MAX_NAME_CHARS,
+    FNF_MAX_OUTPUT_BYTES,
+)
+from airflow_provider_fnf.masking import mask_task_token, redact_text
+
+if TYPE_CHECKING:
+    from alibabacloud_fnf20190315.client import Client as FnFClient
+    from darabonba.runtime import RuntimeOptions
+
+log = logging.getLogger(__name__)
+
+REPORT_ACTIONS = frozenset({"ReportTaskSucceeded", "ReportTaskFailed"})
+_AUTH_CODES = frozenset(
+    {
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "InvalidAccessKeyID",
+        "InvalidAccessKeyId.NotFound",
+        "InvalidAccessKeyId.Inactive",
+        "SignatureNotMatch",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "InvalidSecurityToken",
+        "InvalidSecurityToken.Expired",
+        "InvalidSecurityToken.Malformed",
+        "InvalidSecurityToken.MismatchWithAccessKey",
+        "RequestTimeTooSkewed",
+        "InvalidCredentials",
+        "Forbidden.RAM",
+    }
+)
+_THROTTLE_CODES = frozenset({"ResourceThrottled", "Throttling", "Throttling.User", "Throttling.Api"})
+_RETRYABLE_CODES = _THROTTLE_CODES | {"TaskInvalidState", "InternalServerError", "ServiceUnavailable"}
+_INVALID_TOKEN_CODES = frozenset({"InvalidArgument", "InvalidTaskToken", "InvalidParameter.TaskToken"})
+TRUNCATION_MARKER = "...[truncated {n} chars]"
+"""Appended to a Cause cut down to Serverless Workflow's 4,096 characters."""
+
+
+@dataclass(frozen=True)
+class _FnFSettings:
+    endpoint: str
+    """host[:port] as the SDK wants it."""
+    protocol: str
+    region: str | None
+    credentials: AlibabaCloudCredentials | None
+
+
+class ServerlessWorkflowHook(BaseHook):
+    """Talk to Serverless Workflow: report task tokens, start and watch executions, manage flows.
+
+    Connection (type ``fnf``): login = AccessKey ID, password = AccessKey Secret, extra
+    ``{"region": "cn-hangzhou"}`` and optionally ``"endpoint"`` (``host[:port]`` or
+    ``http(s)://host[:port]``), ``"protocol"`` (``https`` default, ``http``) and
+    ``"security_token"`` (STS). With no login and password, the alibabacloud-credentials default
+    chain is used.
+
+    Returned dicts keep the API's PascalCase keys (``Status``, ``Output``, ``StartedTime``...).
+
+    :param fnf_conn_id: the ``fnf`` connection to use.
+    :param max_attempts: attempts per call on throttling (429), server errors (5xx),
+        ``TaskInvalidState`` (409) and network errors, with exponential backoff and jitter.
+    """
+
+    conn_name_attr = "fnf_conn_id"
+    default_conn_name = "fnf_default"
+    conn_type = "fnf"
+    hook_name = "Alibaba Cloud Serverless Workflow"
+
+    read_timeout_seconds: float = 10.0
+    """Read timeout of a call; a long-polling DescribeExecution adds its wait to it."""
+    connect_timeout_seconds: float = 5.0
+
+    def __init__(self, fnf_conn_id: str = default_conn_name, *, max_attempts: int = 5) -> None:
+        super().__init__()
+        if max_attempts < 1:
+            raise FnFConfigurationError(
+                f"max_attempts must be at least 1, got {max_attempts}", conn_id=fnf_conn_id
+            )
+        self.fnf_conn_id = fnf_conn_id
+        self.max_attempts = max_attempts
+        self.retry_base_delay = RETRY_BASE_DELAY_SECONDS
+        self.retry_max_delay = RETRY_MAX_DELAY_SECONDS
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._settings: _FnFSettings | None = None
+        self._chain: Any = None
+
+    # --- connection and clients --------------------------------------------------------
+    @property
+    def settings(self) -> _FnFSettings:
+        """Endpoint, protocol, region and credentials, read from the connection once."""
+        if self._settings is None:
+            with self._lock:
+                if self._settings is None:
+                    self._settings = self._read_settings()
+        return self._settings
+
+    async def aload_connection(self) -> None:
+        """Read the connection without blocking the event loop; call it first in a trigger, then
+        run the (blocking) hook methods in a thread."""
+        if self._settings is None:
+            settings = self._settings_from(await self.aget_connection(self.fnf_conn_id))
+            with self._lock:
+                if self._settings is None:
+                    self._settings = settings
+
+    def _read_settings(self) -> _FnFSettings:
+        return self._settings_from(self.get_connection(self.fnf_conn_id))
+
+    def _settings_from(self, conn: Any) -> _FnFSettings:
+        extra = dict(conn.extra_dejson or {})
+        credentials = credentials_from_connection(self.fnf_conn_id, conn.login, conn.password, extra)
+        region = extra_str(extra, "region")
+        protocol = extra_str(extra, "protocol")
+        endpoint = extra_str(extra, "endpoint")
+        if protocol is not None:
+            protocol = protocol.lower()
+            if protocol not in ("http", "https"):
+                raise FnFConfigurationError(
+                    f"Connection {self.fnf_conn_id!r}: extra 'protocol' must be http or https, got {protocol!r}",
+                    conn_id=self.fnf_conn_id,
+                )
+        if endpoint:
+            endpoint = endpoint.rstrip("/")
+            if "://" in endpoint:
+                scheme, _, endpoint = endpoint.partition("://")
+                scheme = scheme.lower()
+                if scheme not in ("http", "https"):
+                    raise FnFConfigurationError(
+                        f"Connection {self.fnf_conn_id!r}: extra 'endpoint' must be host[:port] or "
+                        f"http(s)://host[:port], got scheme {scheme!r}",
+                        conn_id=self.fnf_conn_id,
+                    )
+                if protocol is not None and protocol != scheme:
+                    raise FnFConfigurationError(
+                        f"Connection {self.fnf_conn_id!r}: extra 'endpoint' says {scheme} but 'protocol' "
+                        f"says {protocol}; drop one of them",
+                        conn_id=self.fnf_conn_id,
+                    )
+                protocol = scheme
+            if not endpoint or "/" in endpoint:
+                raise FnFConfigurationError(
+                    f"Connection {self.fnf_conn_id!r}: extra 'endpoint' must be host[:port] with no path, "
+                    f"got {extra.get('endpoint')!r}",
+                    conn_id=self.fnf_conn_id,
+                )
+        elif region:
+            endpoint = f"{region}.fnf.aliyuncs.com"
+        else:
+            raise FnFConfigurationError(
+                f"Connection {self.fnf_conn_id!r} has neither extra 'region' nor 'endpoint': set the "
+                "region (e.g. cn-hangzhou), or the endpoint (host:port) for the local emulator",
+                conn_id=self.fnf_conn_id,
+            )
+        return _FnFSettings(
+            endpoint=endpoint, protocol=protocol or "https", region=region, credentials=credentials
+        )
+
+    def get_conn(self) -> FnFClient:
+        """This thread's SDK client (created on first use in each thread; clients are cheap)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            from alibabacloud_fnf20190315.client import Client
+            from alibabacloud_tea_openapi.models import Config
+
+            s = self.settings
+            config = Config(
+                endpoint=s.endpoint,
+                protocol=s.protocol,
+                region_id=s.region,
+                read_timeout=int(self.read_timeout_seconds * 1000),
+                connect_timeout=int(self.connect_timeout_seconds * 1000),
+            )
+            if s.credentials is not None:
+                config.access_key_id = s.credentials.access_key_id
+                config.access_key_secret = s.credentials.access_key_secret
+                config.security_token = s.credentials.security_token
+            else:
+                config.credential = self._chain_credentials()
+            client = Client(config)
+            self._local.client = client
+        return client
+
+    def _chain_credentials(self) -> Any:
+        with self._lock:
+            if self._chain is None:
+                self._chain = _MaskingCredentialClient(default_credentials_client())
+            return self._chain
+
+    # --- retries and errors ------------------------------------------------------------
+    def _call(
+        self,
+        action: str,
+        resource: str | None,
+        fn: Callable[[FnFClient, RuntimeOptions], Any],
+        *,
+        read_timeout_seconds: float | None = None,
+        secrets: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        """Run one SDK call with bounded retries; return the response body as a PascalCase dict."""
+        from darabonba.runtime import RuntimeOptions
+        from Tea.exceptions import TeaException
+
+        read_timeout = read_timeout_seconds or self.read_timeout_seconds
+        runtime = RuntimeOptions(
+            read_timeout=int(read_timeout * 1000), connect_timeout=int(self.connect_timeout_seconds * 1000)
+        )
+        client = self.get_conn()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = fn(client, runtime)
+                return response.body.to_map() if response.body is not None else {}
+            except TeaException as exc:
+                if attempt < self.max_attempts and is_retryable_fnf_error(exc):
+                    retry_after = getattr(exc, "retry_after", None)
+                    delay = backoff_delay(
+                        attempt,
+                        base=self.retry_base_delay,
+                        cap=self.retry_max_delay,
+                        retry_after=retry_after / 1000 if retry_after else None,
+                    )
+                    log.warning(
+                        "Serverless Workflow %s%s failed (%s), attempt %d of %d; retrying in %.2f s",
+                        action,
+                        f" for {resource}" if resource else "",
+                        _error_code(exc) or type(exc).__name__,
+                        attempt,
+                        self.max_attempts,
+                        delay,
+                    )
+                    time.sleep(delay)
+                    continue
+                raise self._translate(exc, action, resource, attempt, secrets) from exc
+
+    def _translate(
+        self, exc: Exception, action: str, resource: str | None, attempts: int, secrets: tuple[str, ...]
+    ) -> ServerlessWorkflowError:
+        conn_id = self.fnf_conn_id
+        endpoint = f"{self.settings.protocol}://{self.settings.endpoint}"
+        code = _error_code(exc)
+        status = _status_code(exc)
+        request_id = getattr(exc, "request_id", None)
+        detail = _scrub(str(getattr(exc, "message", None) or exc), secrets)
+        where = f" for {resource}" if resource else ""
+        after = f" after {attempts} attempts" if attempts > 1 else ""
+        common: dict[str, Any] = {
+            "conn_id": conn_id,
+            "resource": resource,
+            "code": code,
+            "status": status,
+            "request_id": request_id,
+        }
+        inner = getattr(exc, "inner_exception", None)
+        if inner is not None and _is_network_error(inner):
+            return ServerlessWorkflowEndpointUnreachableError(
+                f"Serverless Workflow endpoint {endpoint} (connection {conn_id!r}) did not answer "
+                f"{action}{where}{after}: {_scrub(str(inner), secrets)}. Check the connection's extra "
+                "'endpoint', 'protocol' and 'region', the network, and that the service is running.",
+                **common,
+            )
+        if inner is not None and _is_credentials_error(inner):
+            return ServerlessWorkflowAuthenticationError(
+                f"Connection {conn_id!r} has no AccessKey and the default credentials chain found none "
+                f"({_scrub(str(inner), secrets)}): set login/password on the connection, or "
+                "ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET, an OIDC (RRSA) token "
+                "file or an ECS RAM role.",
+                **common,
+            )
+        if code == "TaskAlreadyCompleted":
+            return ServerlessWorkflowTaskAlreadyCompletedError(
+                f"Serverless Workflow {action}: the task token was already reported (TaskAlreadyCompleted); "
+                f"the task is done (connection {conn_id!r}, request id {request_id})",
+                **common,
+            )
+        if action in REPORT_ACTIONS and code in _INVALID_TOKEN_CODES:
+            return ServerlessWorkflowInvalidTaskTokenError(
+                f"Serverless Workflow {action} rejected the task token ({code}: {detail}): it is truncated, "
+                "altered or from another account or region. Check where the token was read from the message "
+                f"(connection {conn_id!r}, endpoint {endpoint})",
+                **common,
+            )
+        if code == "FlowNotExists":
+            return ServerlessWorkflowFlowNotFoundError(
+                f"Serverless Workflow flow{where or ''} does not exist at {endpoint} (connection {conn_id!r}, "
+                f"{action}): check the flow name and the connection's region",
+                **common,
+            )
+        if code == "ExecutionNotExists":
+            return ServerlessWorkflowExecutionNotFoundError(
+                f"Serverless Workflow execution{where} does not exist at {endpoint} (connection {conn_id!r}, "
+                f"{action}): check the flow and execution names",
+                **common,
+            )
+        if code in _AUTH_CODES or status in (401, 403):
+            return ServerlessWorkflowAuthenticationError(
+                f"Serverless Workflow rejected the credentials of connection {conn_id!r} ({code}: {detail}) on "
+                f"{action}{where} at {endpoint}: check the AccessKey ID (login), the AccessKey Secret "
+                "(password), the STS security_token in extra, the machine's clock, and the RAM policy.",
+                **common,
+            )
+        if code in _THROTTLE_CODES or status == 429:
+            return ServerlessWorkflowThrottledError(
+                f"Serverless Workflow throttled {action}{where}{after} ({code}): the account's API quota is "
+                f"exhausted; slow down or spread the calls (connection {conn_id!r}, request id {request_id})",
+                **common,
+            )
+        return ServerlessWorkflowError(
+            f"Serverless Workflow {action}{where} failed{after} with {code or type(exc).__name__}"
+            f"{f' (HTTP {status})' if status else ''}: {detail} (connection {conn_id!r}, endpoint {endpoint}, "
+            f"request id {request_id})",
+            **common,
+        )
+
+    # --- task tokens -------------------------------------------------------------------
+    def report_task_succeeded(self, task_token: str, output: Mapping[str, Any] | str) -> int:
+        """Report a waitForCallback task as succeeded; ``output`` (a JSON object, as a dict or JSON
+        text, at most 32 KiB) becomes the step's ``$local``. Return the service's EventId.
+
+        :raises ServerlessWorkflowOutputError: output is not a JSON object or is too large.
+        :raises ServerlessWorkflowTaskAlreadyCompletedError: the token was reported before.
+        """
+        from alibabacloud_fnf20190315.models import ReportTaskSucceededRequest
+
+        token = _check_token(task_token)
+        text = json_object_text(output, what="Output")
+        request = ReportTaskSucceededRequest(task_token=token, output=text)
+        body = self._call(
+            "ReportTaskSucceeded",
+            None,
+            lambda c, rt: c.report_task_succeeded_with_options(request, rt),
+            secrets=(token,),
+        )
+        event_id = int(body.get("EventId") or 0)
+        log.info("Reported a task as succeeded to Serverless Workflow (event %s)", event_id)
+        return event_id
+
+    def report_task_failed(self, task_token: str, error: str, cause: str) -> int:
+        """Report a waitForCallback task as failed. ``error`` (1..128 characters) is the name the
+        flow's retry/catch rules match; ``cause`` is cut to 4,096 characters with a visible
+        ``...[truncated N chars]`` marker. Return the service's EventId.
+
+        :raises ServerlessWorkflowTaskAlreadyCompletedError: the token was reported before.
+        """
+        from alibabacloud_fnf20190315.models import ReportTaskFailedRequest
+
+        token = _check_token(task_token)
+        if not isinstance(error, str) or not 1 <= len(error) <= FNF_MAX_ERROR_CHARS:
+            raise FnFConfigurationError(
+                f"ReportTaskFailed error must be 1..{FNF_MAX_ERROR_CHARS} characters, got "
+                f"{len(error) if isinstance(error, str) else type(error).__name__}: {str(error)[:40]!r}...",
+                conn_id=self.fnf_conn_id,
+            )
+        request = ReportTaskFailedRequest(
+            task_token=token, error=error, cause=truncate_cause(str(cause or error))
+        )
+        body = self._call(
+            "ReportTaskFailed",
+            None,
+            lambda c, rt: c.report_task_failed_with_options(request, rt),
+            secrets=(token,),
+        )
+        event_id = int(body.get("EventId") or 0)
+        log.info("Reported a task as failed (%s) to Serverless Workflow (event %s)", error, event_id)
+        return event_id
+
+    # --- executions --------------------------------------------------------------------
+    def start_execution(
+        self,
+        flow_name: str,
+        input: Mapping[str, Any] | str | None = None,
+        execution_name: str | None = None,
+    ) -> dict[str, Any]:
+        """Start an execution of ``flow_name`` with ``input`` (a JSON object). Without a name one is
+        generated, so that a retried call cannot start the flow twice. Return the execution."""
+        from alibabacloud_fnf20190315.models import StartExecutionRequest
+
+        _check_name("flow_name", flow_name)
+        name = execution_name or f"airflow-{uuid.uuid4()}"
+        _check_name("execution_name", name)
+        text = json_object_text(input, what="Input") if input is not None else None
+        request = StartExecutionRequest(flow_name=flow_name, execution_name=name, input=text)
+        body = self._call(
+            "StartExecution",
+            f"flow {flow_name!r}",
+            lambda c, rt: c.start_execution_with_options(request, rt),
+        )
+        log.info("Started Serverless Workflow execution %s of flow %s", body.get("Name", name), flow_name)
+        return body
+
+    def describe_execution(
+        self, flow_name: str, execution_name: str, wait_time_seconds: int = 0
+    ) -> dict[str, Any]:
+        """The execution; with ``wait_time_seconds`` (0..60) the service holds the call until the
+        execution ends or the wait is over."""
+        from alibabacloud_fnf20190315.models import DescribeExecutionRequest
+
+        if isinstance(wait_time_seconds, bool) or not 0 <= wait_time_seconds <= FNF_MAX_DESCRIBE_WAIT_SECONDS:
+            raise FnFConfigurationError(
+                f"wait_time_seconds must be 0..{FNF_MAX_DESCRIBE_WAIT_SECONDS}, got {wait_time_seconds!r}",
+                resource=f"execution {execution_name!r} of flow {flow_name!r}",
+            )
+        request = DescribeExecutionRequest(
+            flow_name=flow_name, execution_name=execution_name, wait_time_seconds=wait_time_seconds
+        )
+        return self._call(
+            "DescribeExecution",
+            f"execution {execution_name!r} of flow {flow_name!r}",
+            lambda c, rt: c.describe_execution_with_options(request, rt),
+            read_timeout_seconds=self.read_timeout_seconds + wait_time_seconds,
+        )
+
+    def get_execution_history(self, flow_name: str, execution_name: str) -> list[dict[str, Any]]:
+        """Every event of the execution, all pages, oldest first."""
+        from alibabacloud_fnf20190315.models import GetExecutionHistoryRequest
+
+        events: list[dict[str, Any]] = []
+        next_token: str | None = None
+        while True:
+            request = GetExecutionHistoryRequest(
+                flow_name=flow_name,
+                execution_name=execution_name,
+                limit=FNF_MAX_HISTORY_LIMIT,
+                next_token=next_token,
+            )
+
+            def call(c: FnFClient, rt: RuntimeOptions, request: Any = request) -> Any:
+                return c.get_execution_history_with_options(request, rt)
+
+            body = self._call(
+                "GetExecutionHistory", f"execution {execution_name!r} of flow {flow_name!r}", call
+            )
+            events.extend(body.get("Events") or [])
+            next_token = body.get("NextToken") or None
+            if not next_token:
+                return events
+
+    def stop_execution(
+        self, flow_name: str, execution_name: str, error: str | None = None, cause: str | None = None
+    ) -> dict[str, Any]:
+        """Stop a running execution; return it."""
+        from alibabacloud_fnf20190315.models import StopExecutionRequest
+
+        if error is not None and len(error) > FNF_MAX_ERROR_CHARS:
+            raise FnFConfigurationError(
+                f"StopExecution error must be at most {FNF_MAX_ERROR_CHARS} characters, got {len(error)}",
+                resource=f"execution {execution_name!r} of flow {flow_name!r}",
+            )
+        request = StopExecutionRequest(
+            flow_name=flow_name,
+            execution_name=execution_name,
+            error=error,
+            cause=truncate_cause(cause) if cause is not None else None,
+        )
+        body = self._call(
+            "StopExecution",
+            f"execution {execution_name!r} of flow {flow_name!r}",
+            lambda c, rt: c.stop_execution_with_options(request, rt),
+        )
+        log.info("Stopped Serverless Workflow execution %s of flow %s", execution_name, flow_name)
+        return body
+
+    def list_executions(
+        self, flow_name: str, status: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Executions of the flow (newest first, as the service orders them), optionally only those
+        with ``status``; all pages, or at most ``limit``."""
+        from alibabacloud_fnf20190315.models import ListExecutionsRequest
+
+        if limit is not None and (isinstance(limit, bool) or limit < 1):
+            raise FnFConfigurationError(
+                f"limit must be at least 1, got {limit!r}", resource=f"flow {flow_name!r}"
+            )
+        executions: list[dict[str, Any]] = []
+        next_token: str | None = None
+        while True:
+            page = FNF_MAX_LIST_LIMIT if limit is None else min(FNF_MAX_LIST_LIMIT, limit - len(executions))
+            request = ListExecutionsRequest(
+                flow_name=flow_name, status=status, limit=page, next_token=next_token
+            )
+
+            def call(c: FnFClient, rt: RuntimeOptions, request: Any = request) -> Any:
+                return c.list_executions_with_options(request, rt)
+
+            body = self._call("ListExecutions", f"flow {flow_name!r}", call)
+            executions.extend(body.get("Executions") or [])
+            next_token = body.get("NextToken") or None
+            if not next_token or (limit is not None and len(executions) >= limit):
+                return executions[:limit] if limit is not None else executions
+
+    # --- flows -------------------------------------------------------------------------
+    def create_or_update_flow(
+        self, name: str, definition: str, *, description: str = "", role_arn: str | None = None
+    ) -> dict[str, Any]:
+        """Create the flow (FDL, standard mode), or update its definition if it exists; return it."""
+        from alibabacloud_fnf20190315.models import CreateFlowRequest, UpdateFlowRequest
+
+        _check_name("flow name", name)
+        create = CreateFlowRequest(
+            name=name, definition=definition, description=description, type="FDL", role_arn=role_arn
+        )
+        try:
+            body = self._call(
+                "CreateFlow", f"flow {name!r}", lambda c, rt: c.create_flow_with_options(create, rt)
+            )
+            log.info("Created Serverless Workflow flow %s", name)
+            return body
+        except ServerlessWorkflowError as err:
+            if err.code != "FlowAlreadyExists":
+                raise
+        update = UpdateFlowRequest(
+            name=name, definition=definition, description=description, type="FDL", role_arn=role_arn
+        )
+        body = self._call(
+            "UpdateFlow", f"flow {name!r}", lambda c, rt: c.update_flow_with_options(update, rt)
+        )
+        log.info("Updated Serverless Workflow flow %s", name)
+        return body
+
+    def describe_flow(self, name: str) -> dict[str, Any]:
+        from alibabacloud_fnf20190315.models import DescribeFlowRequest
+
+        request = DescribeFlowRequest(name=name)
+        return self._call(
+            "DescribeFlow", f"flow {name!r}", lambda c, rt: c.describe_flow_with_options(request, rt)
+        )
+
+    def delete_flow(self, name: str) -> None:
+        from alibabacloud_fnf20190315.models import DeleteFlowRequest
+
+        request = DeleteFlowRequest(name=name)
+        self._call("DeleteFlow", f"flow {name!r}", lambda c, rt: c.delete_flow_with_options(request, rt))
+        log.info("Deleted Serverless Workflow flow %s", name)
+
+    def list_flows(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Flows of the account and region; all pages, or at most ``limit``."""
+        from alibabacloud_fnf20190315.models import ListFlowsRequest
+
+        flows: list[dict[str, Any]] = []
+        next_token: str | None = None
+        while True:
+            page = FNF_MAX_LIST_LIMIT if limit is None else min(FNF_MAX_LIST_LIMIT, limit - len(flows))
+            request = ListFlowsRequest(limit=page, next_token=next_token)
+
+            def call(c: FnFClient, rt: RuntimeOptions, request: Any = request) -> Any:
+                return c.list_flows_with_options(request, rt)
+
+            body = self._call("ListFlows", None, call)
+            flows.extend(body.get("Flows") or [])
+            next_token = body.get("NextToken") or None
+            if not next_token or (limit is not None and len(flows) >= limit):
+                return flows[:limit] if limit is not None else flows
+
+    def test_connection(self) -> tuple[bool, str]:
+        """List at most one flow with the connection's endpoint and credentials."""
+        try:
+            flows = self.list_flows(limit=1)
+        except Exception as exc:
+            return False, str(exc)
+        s = self.settings
+        who = s.credentials.access_key_id if s.credentials else "the default credentials chain"
+        return True, (
+            f"Connected to Serverless Workflow at {s.protocol}://{s.endpoint} as {who} "
+            f"({len(flows)} flow(s) listed)"
+        )
+
+
+class _MaskingCredentialClient:
+    """Wraps alibabacloud-credentials' client: every secret it hands out is masked in logs."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._masking = MaskingCredentialsCache()
+
+    def get_credential(self) -> Any:
+        model = self._client.get_credential()
+        self._masking.register(model.access_key_secret, model.security_token)
+        return model
+
+    async def get_credential_async(self) -> Any:
+        model = await self._client.get_credential_async()
+        self._masking.register(model.access_key_secret, model.security_token)
+        return model
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+# --- one function decides what is retryable --------------------------------------------
+def is_retryable_fnf_error(exc: BaseException) -> bool:
+    """True for errors worth another attempt: throttling (429 ResourceThrottled), server errors
+    (5xx), 409 TaskInvalidState ("please retry") and network failures. Everything else is final."""
+    inner = getattr(exc, "inner_exception", None)
+    if inner is not None:
+        return _is_network_error(inner)
+    code = _error_code(exc)
+    status = _status_code(exc)
+    if code in _RETRYABLE_CODES:
+        return True
+    return status is not None and (status == 429 or status >= 500)
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    from darabonba.exceptions import RetryError as DaraRetryError
+    from Tea.exceptions import RetryError as TeaRetryError
+
+    return isinstance(exc, (DaraRetryError, TeaRetryError, OSError))
+
+
+def _is_credentials_error(exc: BaseException) -> bool:
+    from alibabacloud_credentials.exceptions import CredentialException
+
+    return isinstance(exc, CredentialException)
+
+
+def _error_code(exc: BaseException) -> str | None:
+    code = getattr(exc, "code", None)
+    return str(code) if code not in (None, "", "None") else None
+
+
+def _status_code(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None) or getattr(exc, "statusCode", None)
+    try:
+        return int(status) if status is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return redact_text(text)
+
+
+# --- validation ---------------------------------------------------------------------------
+def _check_token(task_token: str) -> str:
+    if not isinstance(task_token, str) or not task_token.strip():
+        raise ServerlessWorkflowInvalidTaskTokenError(
+            f"Task token must be a non-empty string, got {type(task_token).__name__}"
+            + (" (empty)" if isinstance(task_token, str) else "")
+            + ": check where it is read from the message body"
+        )
+    mask_task_token(task_token)
+    return task_token
+
+
+def _check_name(what: str, name: str) -> None:
+    if not isinstance(name, str) or not 1 <= len(name) <= FNF_MAX_NAME_CHARS:
+        raise FnFConfigurationError(
+            f"Serverless Workflow {what} must be 1..{FNF_MAX_NAME_CHARS} characters, got {name!r}"
+        )
+
+
+def json_object_text(value: Mapping[str, Any] | str | None, *, what: str = "Output") -> str:
+    """``value`` as compact JSON text of an object of at most 32 KiB (UTF-8).
+
+    :raises ServerlessWorkflowOutputError: not a JSON object, not serializable, or too large.
+    """
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ServerlessWorkflowOutputError(f"{what} is not valid JSON text: {exc}") from exc
+        if not isinstance(parsed, dict):
+            raise ServerlessWorkflowOutputError(
+                f"{what} must be a JSON object (it becomes the step's $local), got a JSON {type(parsed).__name__}"
+            )
+        text = value
+    elif isinstance(value, Mapping):
+        try:
+            text = json.dumps(dict(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ServerlessWorkflowOutputError(f"{what} cannot be serialized to JSON: {exc}") from exc
+    else:
+        raise ServerlessWorkflowOutputError(
+            f"{what} must be a dict or the JSON text of an object, got {type(value).__name__}"
+        )
+    size = len(text.encode("utf-8"))
+    if size > FNF_MAX_OUTPUT_BYTES:
+        raise ServerlessWorkflowOutputError(
+            f"{what} is {size} bytes, over Serverless Workflow's {FNF_MAX_OUTPUT_BYTES}-byte limit per event: "
+            "keep large results elsewhere (object storage, a database) and report a reference to them"
+        )
+    return text
+
+
+def truncate_cause(cause: str, limit: int = FNF_MAX_CAUSE_CHARS) -> str:
+    """``cause`` cut to ``limit`` characters, ending in a visible ``...[truncated N chars]`` marker."""
+    if len(cause) <= limit:
+        return cause
+    dropped = len(cause) - limit
+    while True:
+        marker = TRUNCATION_MARKER.format(n=dropped)
+        keep = limit - len(marker)
+        if len(cause) - keep == dropped:
+            return cause[:keep] + marker
+        dropped = len(cause) - keep

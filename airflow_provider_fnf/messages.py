@@ -1,0 +1,409 @@
+"""The parsed-message dict every part of the provider shares, and the pure logic around it.
+
+A message received from Simple Message Queue (MNS) becomes one flat, JSON-safe dict (see
+:func:`parse_message`). It is what the sensor pushes to XCom, what the trigger yields, and what
+a dispatched worker run gets as ``dag_run.conf``; the report operator reads its task token,
+queue name, receipt handle, message id and connection id from it.
+
+This module does no I/O: it parses, extracts task tokens, derives run ids and filters.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+DEFAULT_TOKEN_KEYS: tuple[str, ...] = ("task_token", "taskToken")
+"""Where a waitForCallback step's task token is looked for in a JSON body, in this order.
+Serverless Workflow leaves the key to the flow author (``$context.task.token`` is mapped to a
+target of their choice); these two are the conventions."""
+
+RUN_ID_PREFIX = "mns"
+RUN_ID_MAX_CHARS = 250
+"""Airflow stores run ids in a 250-character column."""
+_RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:+-]")
+"""Airflow's default ``[scheduler] allowed_run_id_pattern`` is ``^[A-Za-z0-9_.~:+-]+$``."""
+
+MESSAGE_KEYS: tuple[str, ...] = (
+    "message_id",
+    "receipt_handle",
+    "queue_name",
+    "mns_conn_id",
+    "dequeue_count",
+    "enqueue_time",
+    "body",
+    "raw_body",
+    "task_token",
+    "flow_name",
+    "execution_name",
+)
+"""The keys of a parsed message, the contract shared with the report operator and the DAGs."""
+
+_NOT_JSON = object()
+
+
+# --- parsing -------------------------------------------------------------------------------
+def _field(message: Any, name: str, default: Any = None) -> Any:
+    if isinstance(message, Mapping):
+        return message.get(name, default)
+    return getattr(message, name, default)
+
+
+def parse_body(raw_body: str) -> Any:
+    """The body as JSON when it is JSON, else the raw text unchanged."""
+    value = _json_or_marker(raw_body)
+    return raw_body if value is _NOT_JSON else value
+
+
+def _json_or_marker(raw_body: str) -> Any:
+    if not isinstance(raw_body, str) or not raw_body.strip():
+        return _NOT_JSON
+    try:
+        return json.loads(raw_body)
+    except ValueError:
+        return _NOT_JSON
+
+
+def body_is_json(raw_body: str) -> bool:
+    return _json_or_marker(raw_body) is not _NOT_JSON
+
+
+def _lookup(body: Any, key: str) -> Any:
+    """``key`` in a JSON object; a dotted key (``input.task_token``) walks nested objects when
+    the literal key is absent."""
+    if not isinstance(body, Mapping):
+        return None
+    if key in body:
+        return body[key]
+    current: Any = body
+    for part in key.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            return None
+        current = current[part]
+    return current
+
+
+def extract_task_token(body: Any, token_keys: Sequence[str] = DEFAULT_TOKEN_KEYS) -> str | None:
+    """The first non-empty string found under ``token_keys`` in a parsed JSON body, else None."""
+    for key in token_keys:
+        value = _lookup(body, key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def salvage_task_token(raw_body: str, token_keys: Sequence[str] = DEFAULT_TOKEN_KEYS) -> str | None:
+    """A task token read from text that is not valid JSON (truncated or hand-edited bodies), so
+    that an unusable message can still be reported as failed. Only a plain ``"key": "value"``
+    pair is recognised."""
+    if not isinstance(raw_body, str):
+        return None
+    for key in token_keys:
+        leaf = key.rsplit(".", 1)[-1]
+        match = re.search(rf'"{re.escape(leaf)}"\s*:\s*"([^"\\]+)"', raw_body)
+        if match:
+            return match.group(1)
+    return None
+
+
+def decode_task_token(task_token: str | None) -> tuple[str | None, str | None]:
+    """(flow name, execution name) read from a task token, or (None, None).
+
+    Tokens observed from Serverless Workflow are base64 of ``v1#<flow>#<execution>#<event>#<signature>``.
+    The shape is not documented: callers must treat the token as opaque and the names as hints.
+    """
+    if not task_token or not isinstance(task_token, str):
+        return None, None
+    text = task_token.strip()
+    padded = text + "=" * (-len(text) % 4)
+    for decoder in (base64.b64decode, base64.urlsafe_b64decode):
+        try:
+            decoded = decoder(padded.encode("ascii")).decode("utf-8")
+        except (binascii.Error, ValueError, UnicodeError):
+            continue
+        parts = decoded.split("#")
+        if len(parts) >= 3 and parts[0].startswith("v") and parts[1] and parts[2]:
+            return parts[1], parts[2]
+    return None, None
+
+
+def parse_message(
+    message: Any,
+    *,
+    queue_name: str,
+    mns_conn_id: str,
+    token_keys: Sequence[str] = DEFAULT_TOKEN_KEYS,
+) -> dict[str, Any]:
+    """Turn one received message (an ``MNSMessage`` or its ``to_dict()``) into the flat dict.
+
+    ``body`` is the JSON-parsed body when the body is JSON, else the raw text; ``task_token`` is
+    the first string found under ``token_keys``; ``flow_name`` and ``execution_name`` come from
+    the token when it can be decoded.
+    """
+    raw_body = _field(message, "body")
+    if raw_body is None:
+        raw_body = ""
+    if isinstance(raw_body, bytes):
+        raw_body = raw_body.decode("utf-8", errors="replace")
+    body = parse_body(raw_body)
+    token = extract_task_token(body, token_keys)
+    flow_name, execution_name = decode_task_token(token)
+    return {
+        "message_id": _field(message, "message_id"),
+        "receipt_handle": _field(message, "receipt_handle"),
+        "queue_name": queue_name,
+        "mns_conn_id": mns_conn_id,
+        "dequeue_count": int(_field(message, "dequeue_count", 0) or 0),
+        "enqueue_time": _field(message, "enqueue_time"),
+        "body": body,
+        "raw_body": raw_body,
+        "task_token": token,
+        "flow_name": flow_name,
+        "execution_name": execution_name,
+    }
+
+
+def poison_reason(
+    message: Mapping[str, Any],
+    *,
+    token_keys: Sequence[str] = DEFAULT_TOKEN_KEYS,
+    require_task_token: bool = True,
+    max_receive_count: int | None = None,
+    decode_error: str | None = None,
+) -> str | None:
+    """Why a parsed message cannot be worked on, or None when it can.
+
+    A message is poison when its body could not be decoded, is not valid JSON, carries no task
+    token (when one is required), or was received more than ``max_receive_count`` times.
+    """
+    if decode_error:
+        return f"its body could not be decoded ({decode_error})"
+    if max_receive_count is not None and message.get("dequeue_count", 0) > max_receive_count:
+        count = message["dequeue_count"]
+        return f"it was received {count} times, more than the limit of {max_receive_count}"
+    if not require_task_token:
+        return None
+    if not body_is_json(message.get("raw_body", "")):
+        return "its body is not valid JSON"
+    if not isinstance(message.get("body"), Mapping):
+        return "its body is JSON but not an object"
+    if not message.get("task_token"):
+        return f"its body has no task token under any of the keys {', '.join(token_keys)}"
+    return None
+
+
+# --- run ids and asset events ------------------------------------------------------------
+def run_id_for(queue_name: str, message_id: str) -> str:
+    """The DAG run id of the one run a message starts: ``mns__{queue_name}__{message_id}``.
+
+    Characters Airflow does not accept in a run id become ``_``; an id longer than Airflow's 250
+    characters is cut and ends with a digest of the whole, so it stays unique and stable.
+    """
+    if not queue_name or not message_id:
+        raise ValueError(
+            f"A run id needs a queue name and a message id (got queue_name={queue_name!r}, message_id={message_id!r})"
+        )
+    raw = f"{RUN_ID_PREFIX}__{queue_name}__{message_id}"
+    safe = _RUN_ID_UNSAFE.sub("_", raw)
+    if safe == raw and len(raw) <= RUN_ID_MAX_CHARS:
+        return raw
+    # Replaced characters could make two ids collide, a cut one too: a digest keeps them apart.
+    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
+    return safe[: RUN_ID_MAX_CHARS - len(digest) - 2] + "__" + digest
+
+
+def trigger_dag_run_kwargs(message: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for a mapped ``TriggerDagRunOperator``: one run per message.
+
+    ``TriggerDagRunOperator.partial(...).expand_kwargs(sensor.output.map(trigger_dag_run_kwargs))``
+    """
+    return {
+        "trigger_run_id": run_id_for(message["queue_name"], message["message_id"]),
+        "conf": dict(message),
+    }
+
+
+def _event_payload(event: Any) -> Any:
+    extra = _field(event, "extra")
+    if isinstance(extra, Mapping):
+        return extra.get("payload")
+    return None
+
+
+def _iter_events(triggering_asset_events: Any) -> Iterable[Any]:
+    if triggering_asset_events is None:
+        return
+    if isinstance(triggering_asset_events, Mapping):
+        for events in triggering_asset_events.values():
+            yield from events
+        return
+    # A list of events (one asset) or a lazy mapping-like object without Mapping's ABC.
+    if hasattr(triggering_asset_events, "values") and callable(triggering_asset_events.values):
+        for events in triggering_asset_events.values():
+            yield from events
+        return
+    yield from triggering_asset_events
+
+
+def messages_from_payload(payload: Any) -> list[dict[str, Any]]:
+    """The parsed messages of one trigger event payload (``{"messages": [...], ...}``)."""
+    if not isinstance(payload, Mapping):
+        return []
+    messages = payload.get("messages")
+    if not isinstance(messages, list):
+        return []
+    return [dict(m) for m in messages if isinstance(m, Mapping) and m.get("message_id")]
+
+
+def dedupe_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One dict per message id, in first-seen order. When a message was delivered more than
+    once, the latest delivery (highest dequeue count, then the later one) wins: only its receipt
+    handle still works."""
+    chosen: dict[str, dict[str, Any]] = {}
+    for message in messages:
+        mid = message.get("message_id")
+        if not mid:
+            continue
+        previous = chosen.get(mid)
+        if previous is None or int(message.get("dequeue_count") or 0) >= int(
+            previous.get("dequeue_count") or 0
+        ):
+            chosen[mid] = dict(message)  # replacing a value keeps the first-seen position
+    return list(chosen.values())
+
+
+def messages_from_asset_events(triggering_asset_events: Any) -> list[dict[str, Any]]:
+    """Every message carried by a run's ``triggering_asset_events``, de-duplicated by message id.
+
+    Airflow batches watcher events: one run may be triggered by several events, each carrying
+    up to 16 messages. Handle every message this returns, idempotently.
+
+    Accepts the context's mapping ``{asset: [AssetEvent, ...]}``, a list of events, or event
+    dicts with an ``extra`` key; events that did not come from our trigger are ignored.
+    """
+    collected: list[dict[str, Any]] = []
+    for event in _iter_events(triggering_asset_events):
+        collected.extend(messages_from_payload(_event_payload(event)))
+    return dedupe_messages(collected)
+
+
+# --- filters -------------------------------------------------------------------------------
+class JSONPathError(ValueError):
+    """A JSONPath expression outside the supported subset."""
+
+
+_TOKEN = re.compile(
+    r"""\.\.(?P<deep>[A-Za-z_$][\w$-]*|\*)      # ..name or ..*
+      | \.(?P<name>[A-Za-z_$][\w$-]*|\*)       # .name or .*
+      | \[\s*(?P<index>-?\d+)\s*\]             # [0]
+      | \[\s*\*\s*\]                           # [*]
+      | \[\s*'(?P<sq>[^']*)'\s*\]              # ['name']
+      | \[\s*"(?P<dq>[^"]*)"\s*\]              # ["name"]
+    """,
+    re.VERBOSE,
+)
+
+
+def _compile_jsonpath(expression: str) -> list[tuple[str, Any]]:
+    if not isinstance(expression, str) or not expression.startswith("$"):
+        raise JSONPathError(f"A JSONPath expression must start with '$' (got {expression!r})")
+    steps: list[tuple[str, Any]] = []
+    pos = 1
+    while pos < len(expression):
+        match = _TOKEN.match(expression, pos)
+        if not match:
+            raise JSONPathError(
+                f"Unsupported JSONPath {expression!r} at position {pos}: "
+                "supported are $, .name, ['name'], [n], [*], .*, ..name"
+            )
+        if match.group("deep") is not None:
+            steps.append(("deep", match.group("deep")))
+        elif match.group("name") is not None:
+            name = match.group("name")
+            steps.append(("wild", None) if name == "*" else ("key", name))
+        elif match.group("index") is not None:
+            steps.append(("index", int(match.group("index"))))
+        elif match.group("sq") is not None:
+            steps.append(("key", match.group("sq")))
+        elif match.group("dq") is not None:
+            steps.append(("key", match.group("dq")))
+        else:
+            steps.append(("wild", None))
+        pos = match.end()
+    return steps
+
+
+def _children(value: Any) -> list[Any]:
+    if isinstance(value, Mapping):
+        return list(value.values())
+    if isinstance(value, list):
+        return list(value)
+    return []
+
+
+def _descendants(value: Any) -> Iterable[Any]:
+    yield value
+    for child in _children(value):
+        yield from _descendants(child)
+
+
+def jsonpath_find(expression: str, document: Any) -> list[Any]:
+    """Values matched by a JSONPath expression (a pure-python subset: ``$``, ``.name``,
+    ``['name']``, ``[n]``, ``[*]``, ``.*``, ``..name``)."""
+    current = [document]
+    for kind, arg in _compile_jsonpath(expression):
+        found: list[Any] = []
+        for value in current:
+            if kind == "key":
+                if isinstance(value, Mapping) and arg in value:
+                    found.append(value[arg])
+            elif kind == "index":
+                if isinstance(value, list) and -len(value) <= arg < len(value):
+                    found.append(value[arg])
+            elif kind == "wild":
+                found.extend(_children(value))
+            elif kind == "deep":
+                for node in _descendants(value):
+                    if arg == "*":
+                        found.extend(_children(node))
+                    elif isinstance(node, Mapping) and arg in node:
+                        found.append(node[arg])
+        current = found
+    return current
+
+
+def validate_jsonpath(expression: str) -> None:
+    """Raise :class:`JSONPathError` naming the problem when the expression is not supported."""
+    _compile_jsonpath(expression)
+
+
+MessageFilter = Callable[[dict[str, Any]], bool]
+
+
+def message_matches(
+    message: Mapping[str, Any],
+    message_filtering: str | MessageFilter | None,
+    match_values: Sequence[Any] | None = None,
+) -> bool:
+    """Whether a parsed message passes the filter.
+
+    - None: every message passes.
+    - a callable: called with the parsed message dict; truthy passes.
+    - a JSONPath string, applied to the parsed JSON ``body``: the message passes when the path
+      matches something and, if ``match_values`` is given, one matched value is among them.
+    """
+    if message_filtering is None:
+        return True
+    if callable(message_filtering):
+        return bool(message_filtering(dict(message)))
+    found = jsonpath_find(message_filtering, message.get("body"))
+    if not found:
+        return False
+    if match_values is None:
+        return True
+    return any(value in match_values for value in found)

@@ -1,0 +1,433 @@
+"""Receiving task messages from an MNS queue: one synchronous pipeline for the sensor and the trigger.
+
+One call of :meth:`MNSMessageReceiver.receive_batch` long-polls the queue once (up to 16
+messages) and settles every message it got before handing any back:
+
+- a **poison** message (body not decodable, not JSON, no task token, or received more than
+  ``max_receive_count`` times) is logged by message id; if a task token can be read, the task is
+  reported failed to Serverless Workflow with ``poison_error_name`` so the flow's retry/catch can
+  act; then the poison policy runs: ``dead_letter`` (send the raw body to the dead-letter queue,
+  then delete), ``delete``, or ``leave`` (untouched: it comes back after the visibility timeout);
+- a message the **filter** rejects is released at once (visibility 0), not left in flight;
+- every other message gets its **processing lease**: its visibility is set to ``lease_seconds``
+  so it is not delivered again while its run works. The lease gives a new receipt handle, which
+  is the one handed back. With ``delete_on_receipt`` (an explicit opt-in) it is deleted instead:
+  a run that fails afterwards loses the task, which then waits for the flow's timeout.
+
+The SDK is synchronous and not thread-safe: the trigger runs this in a dedicated thread. The hooks
+are built lazily in whichever thread first uses them (the MNS hook keeps one SDK client per
+thread).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from airflow_provider_fnf import limits
+from airflow_provider_fnf.exceptions import (
+    FnFConfigurationError,
+    FnFProviderError,
+    MNSAuthenticationError,
+    MNSQueueNotFoundError,
+    ServerlessWorkflowAuthenticationError,
+    ServerlessWorkflowTaskAlreadyCompletedError,
+)
+from airflow_provider_fnf.masking import mask_task_token
+from airflow_provider_fnf.messages import (
+    DEFAULT_TOKEN_KEYS,
+    message_matches,
+    parse_message,
+    poison_reason,
+    salvage_task_token,
+    validate_jsonpath,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
+    from airflow_provider_fnf.hooks.mns import BodyEncoding, MNSHook
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_SECONDS = 3_600
+"""Processing lease set on receipt: long enough for a typical run, well under MNS's 43,200 s."""
+POISON_ERROR_NAME = "Airflow.PoisonMessage"
+"""The error reported to Serverless Workflow for an unusable message whose token could be read."""
+POISON_POLICIES = ("dead_letter", "delete", "leave")
+BODY_ENCODINGS = ("raw", "base64", "auto")
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether receiving again later can succeed: the one place that decides it for the receiver.
+
+    Wrong credentials, a missing queue and bad configuration are permanent; network errors,
+    throttling and the service's 5xx answers are transient.
+    """
+    if isinstance(
+        error,
+        (
+            FnFConfigurationError,
+            MNSAuthenticationError,
+            MNSQueueNotFoundError,
+            ServerlessWorkflowAuthenticationError,
+        ),
+    ):
+        return False
+    if isinstance(error, FnFProviderError):
+        return error.status is None or error.status >= 500 or error.status == 429
+    return isinstance(error, (OSError, TimeoutError, ConnectionError))
+
+
+@dataclass(frozen=True)
+class MNSReceiveSettings:
+    """What the sensor and the trigger pass to the receiver; every field is JSON-safe except a
+    callable ``message_filtering``, which only the sensor's worker-side code may use."""
+
+    queue_name: str
+    mns_conn_id: str = "mns_default"
+    fnf_conn_id: str = "fnf_default"
+    max_messages: int = limits.MNS_MAX_BATCH_SIZE
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
+    delete_on_receipt: bool = False
+    token_keys: Sequence[str] = DEFAULT_TOKEN_KEYS
+    message_filtering: str | Callable[[dict[str, Any]], bool] | None = None
+    message_filtering_match_values: Sequence[Any] | None = None
+    require_task_token: bool = True
+    max_receive_count: int | None = None
+    poison_policy: str | None = None
+    dead_letter_queue_name: str | None = None
+    report_poison_failures: bool = True
+    poison_error_name: str = POISON_ERROR_NAME
+    body_encoding: str = "raw"
+
+    def __post_init__(self) -> None:
+        validate_receive_arguments(
+            queue_name=self.queue_name,
+            max_messages=self.max_messages,
+            lease_seconds=self.lease_seconds,
+            token_keys=self.token_keys,
+            message_filtering=self.message_filtering,
+            max_receive_count=self.max_receive_count,
+            poison_policy=self.poison_policy,
+            dead_letter_queue_name=self.dead_letter_queue_name,
+            poison_error_name=self.poison_error_name,
+            body_encoding=self.body_encoding,
+        )
+
+    @property
+    def effective_poison_policy(self) -> str:
+        return resolve_poison_policy(self.poison_policy, self.dead_letter_queue_name)
+
+
+def resolve_poison_policy(poison_policy: str | None, dead_letter_queue_name: str | None) -> str:
+    """``dead_letter`` when a dead-letter queue is named, else ``leave``, unless set explicitly."""
+    if poison_policy is not None:
+        return poison_policy
+    return "dead_letter" if dead_letter_queue_name else "leave"
+
+
+def validate_receive_arguments(
+    *,
+    queue_name: str,
+    max_messages: int,
+    lease_seconds: int,
+    token_keys: Sequence[str],
+    message_filtering: Any,
+    max_receive_count: int | None,
+    poison_policy: str | None,
+    dead_letter_queue_name: str | None,
+    poison_error_name: str,
+    body_encoding: str,
+    wait_time_seconds: int | None = None,
+) -> None:
+    """Check user arguments against the service limits; the error names the argument and the queue."""
+    where = f"queue {queue_name!r}"
+    if not isinstance(queue_name, str) or not queue_name.strip():
+        raise ValueError(f"queue_name must be a non-empty string, got {queue_name!r}")
+    if not isinstance(max_messages, int) or not 1 <= max_messages <= limits.MNS_MAX_BATCH_SIZE:
+        raise ValueError(
+            f"max_messages for {where} must be 1..{limits.MNS_MAX_BATCH_SIZE} (an MNS batch), got {max_messages!r}"
+        )
+    if wait_time_seconds is not None and (
+        not isinstance(wait_time_seconds, int) or not 0 <= wait_time_seconds <= limits.MNS_MAX_WAIT_SECONDS
+    ):
+        raise ValueError(
+            f"wait_time_seconds for {where} must be 0..{limits.MNS_MAX_WAIT_SECONDS} (MNS long poll), "
+            f"got {wait_time_seconds!r}"
+        )
+    if not isinstance(lease_seconds, int) or not (
+        limits.MNS_MIN_VISIBILITY_TIMEOUT <= lease_seconds <= limits.MNS_MAX_VISIBILITY_TIMEOUT
+    ):
+        raise ValueError(
+            f"lease_seconds for {where} must be {limits.MNS_MIN_VISIBILITY_TIMEOUT}.."
+            f"{limits.MNS_MAX_VISIBILITY_TIMEOUT} (MNS visibility timeout), got {lease_seconds!r}"
+        )
+    if isinstance(token_keys, str) or not token_keys or not all(isinstance(k, str) and k for k in token_keys):
+        raise ValueError(f"token_keys for {where} must be a non-empty list of key names, got {token_keys!r}")
+    if isinstance(message_filtering, str):
+        validate_jsonpath(message_filtering)
+    elif message_filtering is not None and not callable(message_filtering):
+        raise ValueError(
+            f"message_filtering for {where} must be a JSONPath string, a callable or None, "
+            f"got {type(message_filtering).__name__}"
+        )
+    if max_receive_count is not None and (not isinstance(max_receive_count, int) or max_receive_count < 1):
+        raise ValueError(
+            f"max_receive_count for {where} must be a positive integer or None, got {max_receive_count!r}"
+        )
+    if poison_policy is not None and poison_policy not in POISON_POLICIES:
+        raise ValueError(
+            f"poison_policy for {where} must be one of {', '.join(POISON_POLICIES)}, got {poison_policy!r}"
+        )
+    if (
+        resolve_poison_policy(poison_policy, dead_letter_queue_name) == "dead_letter"
+        and not dead_letter_queue_name
+    ):
+        raise ValueError(f"poison_policy 'dead_letter' for {where} needs dead_letter_queue_name")
+    if dead_letter_queue_name is not None and dead_letter_queue_name == queue_name:
+        raise ValueError(f"dead_letter_queue_name must differ from the queue it serves ({where})")
+    if (
+        not isinstance(poison_error_name, str)
+        or not 1 <= len(poison_error_name) <= limits.FNF_MAX_ERROR_CHARS
+    ):
+        raise ValueError(
+            f"poison_error_name for {where} must be 1..{limits.FNF_MAX_ERROR_CHARS} characters, got {poison_error_name!r}"
+        )
+    if body_encoding not in BODY_ENCODINGS:
+        raise ValueError(
+            f"body_encoding for {where} must be one of {', '.join(BODY_ENCODINGS)}, got {body_encoding!r}"
+        )
+
+
+@dataclass
+class ReceiveResult:
+    """What one receive did: the messages to work on (leased) and what was settled otherwise."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    received: int = 0
+    released: list[str] = field(default_factory=list)
+    poisoned: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    """Messages whose lease could not be set: they come back by themselves, nothing is lost."""
+
+
+class MNSMessageReceiver:
+    """Receives, classifies and leases messages (see the module docstring). Synchronous."""
+
+    def __init__(
+        self,
+        settings: MNSReceiveSettings,
+        *,
+        mns_hook: MNSHook | None = None,
+        fnf_hook: ServerlessWorkflowHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self._mns_hook = mns_hook
+        self._fnf_hook = fnf_hook
+
+    @property
+    def mns_hook(self) -> MNSHook:
+        if self._mns_hook is None:
+            from airflow_provider_fnf.hooks.mns import MNSHook
+
+            encoding = cast("BodyEncoding", self.settings.body_encoding)  # validated in __post_init__
+            self._mns_hook = MNSHook(self.settings.mns_conn_id, body_encoding=encoding)
+        return self._mns_hook
+
+    @property
+    def fnf_hook(self) -> ServerlessWorkflowHook:
+        if self._fnf_hook is None:
+            from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
+
+            self._fnf_hook = ServerlessWorkflowHook(self.settings.fnf_conn_id)
+        return self._fnf_hook
+
+    # -- one batch -------------------------------------------------------------------------
+    def receive_batch(
+        self,
+        wait_seconds: int | None,
+        max_messages: int | None = None,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> ReceiveResult:
+        """Long-poll once and settle everything received. Raises the hook's errors for the
+        receive call itself; errors settling one message are logged and never lose it."""
+        s = self.settings
+        batch = self.mns_hook.receive_messages(
+            s.queue_name, max_messages or s.max_messages, wait_seconds=wait_seconds
+        )
+        result = ReceiveResult(received=len(batch))
+        if batch and should_stop is not None and should_stop():
+            # Our consumer went away during the long poll (trigger cancelled): hand the messages
+            # back at once instead of leasing them to nobody.
+            for raw in batch:
+                message = parse_message(raw, queue_name=s.queue_name, mns_conn_id=s.mns_conn_id)
+                if self.release(message, reason="its consumer stopped while it was being received"):
+                    result.released.append(message["message_id"])
+            return result
+        for raw in batch:
+            self._settle(raw, result)
+        if batch:
+            log.info(
+                "Received %d message(s) from MNS queue %s: %d to work on, %d released by the filter, "
+                "%d poison, %d dropped",
+                len(batch),
+                s.queue_name,
+                len(result.messages),
+                len(result.released),
+                len(result.poisoned),
+                len(result.dropped),
+            )
+        return result
+
+    def _settle(self, raw: Any, result: ReceiveResult) -> None:
+        s = self.settings
+        message = parse_message(
+            raw, queue_name=s.queue_name, mns_conn_id=s.mns_conn_id, token_keys=s.token_keys
+        )
+        mask_task_token(message["task_token"])
+        mid = message["message_id"]
+        reason = poison_reason(
+            message,
+            token_keys=s.token_keys,
+            require_task_token=s.require_task_token,
+            max_receive_count=s.max_receive_count,
+            decode_error=getattr(raw, "decode_error", None)
+            if not isinstance(raw, Mapping)
+            else raw.get("decode_error"),
+        )
+        if reason is not None:
+            result.poisoned.append(mid)
+            self.handle_poison(message, reason)
+            return
+        if s.message_filtering is not None and not message_matches(
+            message, s.message_filtering, s.message_filtering_match_values
+        ):
+            self.release(message)
+            result.released.append(mid)
+            return
+        if s.delete_on_receipt:
+            try:
+                self.mns_hook.delete_message(s.queue_name, message["receipt_handle"])
+            except FnFProviderError as error:
+                log.warning(
+                    "Could not delete message %s on receipt from MNS queue %s (%s): it is not handed "
+                    "out now and will be delivered again",
+                    mid,
+                    s.queue_name,
+                    error,
+                )
+                result.dropped.append(mid)
+                return
+            log.info("Deleted message %s from MNS queue %s on receipt (delete_on_receipt)", mid, s.queue_name)
+            message["receipt_handle"] = None
+            result.messages.append(message)
+            return
+        try:
+            new_handle, next_visible = self.mns_hook.change_message_visibility(
+                s.queue_name, message["receipt_handle"], s.lease_seconds
+            )
+        except FnFProviderError as error:
+            # Not handing it out is safe: it becomes visible again by itself and is received
+            # again; handing it out without a lease could start the same work twice.
+            log.warning(
+                "Could not set the %d s processing lease on message %s from MNS queue %s (%s): it is "
+                "not handed out now and will be delivered again",
+                s.lease_seconds,
+                mid,
+                s.queue_name,
+                error,
+            )
+            result.dropped.append(mid)
+            return
+        message["receipt_handle"] = new_handle
+        log.debug("Leased message %s on MNS queue %s until %s", mid, s.queue_name, next_visible)
+        result.messages.append(message)
+
+    # -- settling ----------------------------------------------------------------------------
+    def release(self, message: Mapping[str, Any], reason: str = "it does not match the filter") -> bool:
+        """Make a message visible again almost at once: its visibility is set to the service's
+        minimum, 1 s (the documented range of ChangeMessageVisibility starts at 1)."""
+        s = self.settings
+        try:
+            self.mns_hook.change_message_visibility(
+                s.queue_name, message["receipt_handle"], limits.MNS_MIN_VISIBILITY_TIMEOUT
+            )
+        except FnFProviderError as error:
+            log.warning(
+                "Could not release message %s on MNS queue %s (%s): it becomes visible after its "
+                "visibility timeout",
+                message["message_id"],
+                s.queue_name,
+                error,
+            )
+            return False
+        log.info(
+            "Released message %s on MNS queue %s: %s",
+            message["message_id"],
+            s.queue_name,
+            reason,
+        )
+        return True
+
+    def handle_poison(self, message: Mapping[str, Any], reason: str) -> str:
+        """Report (when a token can be read) and apply the poison policy. Returns what was done:
+        ``dead_lettered``, ``deleted``, ``left``, or ``kept`` when a step failed and the message
+        was left for a later delivery."""
+        s = self.settings
+        mid = message["message_id"]
+        policy = s.effective_poison_policy
+        log.error(
+            "Poison message %s on MNS queue %s (received %d times): %s; policy %s",
+            mid,
+            s.queue_name,
+            message.get("dequeue_count", 0),
+            reason,
+            policy,
+        )
+        token = message.get("task_token") or salvage_task_token(message.get("raw_body", ""), s.token_keys)
+        mask_task_token(token)
+        if token and s.report_poison_failures:
+            cause = f"Airflow could not use message {mid} from MNS queue {s.queue_name}: {reason}."
+            try:
+                self.fnf_hook.report_task_failed(token, s.poison_error_name, cause)
+                log.info("Reported the task of poison message %s as failed (%s)", mid, s.poison_error_name)
+            except ServerlessWorkflowTaskAlreadyCompletedError:
+                log.info("The task of poison message %s was already completed", mid)
+            except FnFProviderError as error:
+                log.warning(
+                    "Could not report the task of poison message %s as failed (%s): the message is "
+                    "kept and handled again on its next delivery",
+                    mid,
+                    error,
+                )
+                return "kept"
+        if policy == "leave":
+            return "left"
+        if policy == "dead_letter":
+            assert s.dead_letter_queue_name is not None
+            try:
+                dead_id = self.mns_hook.send_message(s.dead_letter_queue_name, message.get("raw_body", ""))
+            except FnFProviderError as error:
+                log.warning(
+                    "Could not move poison message %s to dead-letter queue %s (%s): it is kept",
+                    mid,
+                    s.dead_letter_queue_name,
+                    error,
+                )
+                return "kept"
+            log.info(
+                "Sent poison message %s to dead-letter queue %s as message %s",
+                mid,
+                s.dead_letter_queue_name,
+                dead_id,
+            )
+        try:
+            self.mns_hook.delete_message(s.queue_name, message["receipt_handle"])
+        except FnFProviderError as error:
+            log.warning("Could not delete poison message %s from MNS queue %s (%s)", mid, s.queue_name, error)
+            return "kept"
+        log.info("Deleted poison message %s from MNS queue %s", mid, s.queue_name)
+        return "dead_lettered" if policy == "dead_letter" else "deleted"

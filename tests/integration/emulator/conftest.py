@@ -1,0 +1,29 @@
+"""Fixtures for the emulator's integration tests: a fresh in-process emulator per test and SDK clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from mns.account import Account
+from mns.queue import Queue
+from mns_emulator_helpers import make_queue
+
+from airflow_provider_fnf.emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from airflow_provider_fnf.emulator.server import Emulator
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator() as running:
+        yield running
+
+
+@pytest.fixture
+def account(emulator: Emulator) -> Account:
+    return Account(emulator.mns_endpoint, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET)
+
+
+@pytest.fixture
+def queue(account: Account) -> Queue:
+    return make_queue(account, "work", visibilitytimeout=2)

@@ -1,0 +1,107 @@
+"""The Serverless Workflow emulator's console page, rendered by real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from fnf_emulator_helpers import REFERENCE_FLOW, FnF, fnf_client, mns_queue
+
+from airflow_provider_fnf.emulator.server import Emulator
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+CAUGHT_FLOW = (
+    REFERENCE_FLOW
+    + """    catch:
+      - errors: [FnF.ALL]
+        goto: Recover
+  - type: pass
+    name: Recover
+"""
+)
+
+
+def chromium(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM is not None
+    args = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        *extra,
+        url,
+    ]
+    return subprocess.run(args, capture_output=True, text=True, timeout=90, check=True)
+
+
+@pytest.fixture
+def executions(tmp_path: Path):
+    with Emulator() as stack:
+        fnf = FnF(fnf_client(stack.fnf_endpoint))
+        queue = mns_queue(stack, "fnf-demo")
+        fnf.create_flow("demo", REFERENCE_FLOW)
+        fnf.create_flow("caught", CAUGHT_FLOW)
+        fnf.start("demo", "ok-1", {"order": 42})
+        message = queue.receive_message(5)
+        fnf.succeed(json.loads(message.message_body)["task_token"], {"key": "value"})
+        queue.delete_message(message.receipt_handle)
+        fnf.start("caught", "bad-1")
+        message = queue.receive_message(5)
+        fnf.fail(json.loads(message.message_body)["task_token"], "AirflowDagFailed", "dag run failed")
+        queue.delete_message(message.receipt_handle)
+        assert fnf.describe("demo", "ok-1", wait=5)["Status"] == "Succeeded"
+        assert fnf.describe("caught", "bad-1", wait=5)["Status"] == "Succeeded"
+        yield stack
+
+
+def test_console_pages_are_plain_html(executions: Emulator) -> None:
+    with urllib.request.urlopen(executions.fnf_endpoint + "/console/") as response:
+        index = response.read().decode()
+    assert "demo" in index and "caught" in index and "/console/flows/demo/executions/ok-1" in index
+    with urllib.request.urlopen(executions.fnf_endpoint + "/console/flows/demo") as response:
+        assert "fnf-demo" in response.read().decode()  # the definition is shown
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(executions.fnf_endpoint + "/console/flows/demo/executions/nope")
+    assert info.value.code == 404
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make browser)")
+def test_execution_page_in_headless_chromium(executions: Emulator, tmp_path: Path) -> None:
+    url = executions.fnf_endpoint + "/console/flows/demo/executions/ok-1"
+    dom = chromium(url, tmp_path, "--dump-dom").stdout
+    assert '<td id="status"><span class="status Succeeded">Succeeded</span></td>' in dom
+    assert "acs:mns:::/queues/fnf-demo/messages" in dom  # the flow definition
+    # The path: Start -> Task_1 -> End, coloured by outcome.
+    assert dom.count('class="node ') == 3
+    assert 'data-name="Start"' in dom
+    assert 'data-name="Task_1" data-status="Succeeded"' in dom
+    assert 'data-name="End" data-status="Succeeded"' in dom
+    assert "#1e8e3e" in dom  # green
+    # Each step's input and output.
+    assert '"order": 42' in dom and '"key": "value"' in dom
+
+    failed = chromium(
+        executions.fnf_endpoint + "/console/flows/caught/executions/bad-1", tmp_path, "--dump-dom"
+    ).stdout
+    assert 'data-name="Task_1" data-status="Failed"' in failed
+    assert 'data-name="Recover" data-status="Succeeded"' in failed
+    assert "AirflowDagFailed: dag run failed" in failed
+
+    shot = tmp_path / "execution.png"
+    chromium(url, tmp_path, f"--screenshot={shot}", "--window-size=1200,900")
+    assert shot.stat().st_size > 10_000

@@ -1,0 +1,124 @@
+"""The admin API: health, reset, and fault injection seen through the SDK."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from mns.account import Account
+from mns.mns_exception import MNSClientNetworkException, MNSServerException
+from mns.queue import Message, Queue
+from mns_emulator_helpers import admin, raw_request
+
+from airflow_provider_fnf.emulator.server import Emulator
+
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+
+def test_health(emulator: Emulator):
+    response = admin(emulator, "GET", "health")
+    assert response.status == 200
+    health = response.json()
+    assert isinstance(health, dict)
+    assert (health["status"], health["service"], health["mns_endpoint"]) == (
+        "ok",
+        "mns",
+        emulator.mns_endpoint,
+    )
+
+
+def test_admin_paths_need_no_signature_and_unknown_ones_are_404(emulator: Emulator):
+    assert admin(emulator, "GET", "nothing").status == 404
+    assert admin(emulator, "PUT", "faults").status == 404
+
+
+def test_error_injected_n_times_for_one_operation(emulator: Emulator, queue: Queue):
+    queue.send_message(Message("survivor"))
+    created = admin(
+        emulator,
+        "POST",
+        "faults",
+        {"operation": "ReceiveMessage", "status": 503, "code": "ServiceBusy", "times": 2},
+    )
+    assert created.status == 201
+    for _ in range(2):
+        with pytest.raises(MNSServerException) as info:
+            queue.receive_message(0)
+        assert info.value.type == "ServiceBusy"
+        assert queue.peek_message().message_body == "survivor"  # other operations are untouched
+    assert admin(emulator, "GET", "faults").json() == {"faults": []}  # used up
+    assert queue.receive_message(0).message_body == "survivor"
+
+
+def test_error_with_probability(emulator: Emulator, queue: Queue):
+    queue.send_message(Message("x"))
+    admin(emulator, "POST", "faults", {"operation": "PeekMessage", "status": 500, "probability": 1.0})
+    with pytest.raises(MNSServerException) as info:
+        queue.peek_message()
+    assert info.value.type == "InternalError"
+    assert admin(emulator, "DELETE", "faults").json() == {"deleted": 1}
+    admin(emulator, "POST", "faults", {"operation": "PeekMessage", "status": 500, "probability": 0.0})
+    for _ in range(5):
+        assert queue.peek_message().message_body == "x"
+
+
+def test_injected_latency(emulator: Emulator, queue: Queue):
+    rule = admin(emulator, "POST", "faults", {"operation": "SendMessage", "latency_ms": 400}).json()
+    assert isinstance(rule, dict)
+    started = time.monotonic()
+    queue.send_message(Message("slow"))
+    assert time.monotonic() - started >= 0.4
+    rule_id = rule["faults"][0]["id"]
+    assert admin(emulator, "DELETE", f"faults/{rule_id}").status == 200
+    assert admin(emulator, "DELETE", f"faults/{rule_id}").status == 404
+    assert queue.receive_message(0).message_body == "slow"
+
+
+def test_dropped_connection(emulator: Emulator, queue: Queue):
+    queue.send_message(Message("kept"))
+    # the SDK retries once on a new connection when the server closes one, so drop twice
+    admin(emulator, "POST", "faults", {"operation": "ReceiveMessage", "drop_connection": True, "times": 2})
+    with pytest.raises(MNSClientNetworkException):
+        queue.receive_message(0)
+    assert queue.receive_message(0).message_body == "kept"
+
+
+def test_rule_for_the_other_service_does_not_touch_mns(emulator: Emulator, queue: Queue):
+    admin(emulator, "POST", "faults", {"service": "fnf", "status": 500})
+    queue.send_message(Message("fine"))
+    assert queue.receive_message(0).message_body == "fine"
+
+
+@pytest.mark.parametrize(
+    ("rule", "named"),
+    [
+        ({"status": 500, "times": 0}, "times"),
+        ({"status": 500, "probability": 2}, "probability"),
+        ({"status": 200}, "status"),
+        ({"service": "sqs", "status": 500}, "service"),
+        ({"status": 500, "colour": "red"}, "colour"),
+        ({"operation": "ReceiveMessage"}, "status"),
+        ({"status": 500, "drop_connection": True}, "drop"),
+        ({"status": 500, "times": 1, "probability": 0.5}, "times"),
+        ("not an object", "object"),
+    ],
+)
+def test_invalid_rules_are_refused_with_a_clear_error(emulator: Emulator, rule: object, named: str):
+    response = admin(emulator, "POST", "faults", rule)
+    assert response.status == 400
+    error = response.json()
+    assert isinstance(error, dict) and named in error["error"]
+    assert admin(emulator, "GET", "faults").json() == {"faults": []}
+
+
+def test_reset_drops_queues_and_faults(emulator: Emulator, account: Account, queue: Queue):
+    queue.send_message(Message("x"))
+    admin(emulator, "POST", "faults", {"operation": "CreateQueue", "status": 500})
+    assert admin(emulator, "POST", "reset").json() == {"reset": True}
+    assert account.list_queue()[0] == []
+    assert admin(emulator, "GET", "faults").json() == {"faults": []}
+
+
+def test_admin_api_is_not_reachable_through_queue_paths(emulator: Emulator, queue: Queue):
+    response = raw_request(emulator.mns_endpoint, "GET", "/queues/_emulator/health", sign=False)
+    assert (response.status, response.xml_text("Code")) == (400, "MissingAuthorizationHeader")

@@ -1,0 +1,61 @@
+"""The local emulator, in this process, and connections pointing at it (AIRFLOW_CONN_* variables)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hooks_it_support import (
+    ACCESS_KEY_ID,
+    ACCESS_KEY_SECRET,
+    FNF_CONN_ID,
+    MNS_CONN_ID,
+    STS_ACCESS_KEY_ID,
+    STS_ACCESS_KEY_SECRET,
+    STS_TOKEN,
+    admin,
+    set_connection,
+)
+
+from airflow_provider_fnf.emulator.server import Emulator
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    with Emulator(
+        access_keys={ACCESS_KEY_ID: ACCESS_KEY_SECRET, STS_ACCESS_KEY_ID: STS_ACCESS_KEY_SECRET},
+        sts_tokens={STS_TOKEN: STS_ACCESS_KEY_ID},
+    ) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emu(emulator: Emulator) -> Iterator[Emulator]:
+    """The module's emulator, emptied (state and fault rules) before each test."""
+    admin(emulator.mns_endpoint, "POST", "reset")
+    yield emulator
+    admin(emulator.mns_endpoint, "DELETE", "faults")
+
+
+@pytest.fixture
+def mns_conn_id(monkeypatch: pytest.MonkeyPatch, emu: Emulator) -> str:
+    return set_connection(
+        monkeypatch,
+        MNS_CONN_ID,
+        conn_type="mns",
+        login=ACCESS_KEY_ID,
+        password=ACCESS_KEY_SECRET,
+        extra={"endpoint": emu.mns_endpoint},
+    )
+
+
+@pytest.fixture
+def fnf_conn_id(monkeypatch: pytest.MonkeyPatch, emu: Emulator) -> str:
+    return set_connection(
+        monkeypatch,
+        FNF_CONN_ID,
+        conn_type="fnf",
+        login=ACCESS_KEY_ID,
+        password=ACCESS_KEY_SECRET,
+        extra={"endpoint": emu.fnf_endpoint, "region": "cn-hangzhou"},
+    )
