@@ -20,9 +20,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from dags_examples.local_stack.stack import LocalStack
-
 from airflow_provider_fnf.messages import run_id_for
+from dags_examples.local_stack.stack import LocalStack
 
 DAGS = Path(__file__).resolve().parent / "dispatch_dags"
 MODES = ("operator", "mapped", "watcher")
@@ -50,17 +49,32 @@ def queue_of(mode: str) -> str:
     return f"bench-{mode}"
 
 
+def create_queues(stack: LocalStack) -> None:
+    """The benchmark's queues, created before Airflow (and the watcher's trigger) starts."""
+    from airflow_provider_fnf.hooks.mns import MNSHook
+
+    with stack.connections_in_this_process():
+        hook = MNSHook()
+        for mode in MODES:
+            hook.create_queue(queue_of(mode))
+
+
 class BenchStack(LocalStack):
-    """The local stack, with the benchmark's queues created before the watcher trigger starts."""
+    """The local stack; keeps every reaper it started until it stops (replacing a reaper by
+    closing its pipe would make it kill what it watched)."""
 
-    def _start_airflow(self) -> None:
-        from airflow_provider_fnf.hooks.mns import MNSHook
+    def _watch(self, *sids: int) -> None:
+        if self._reaper is not None:
+            self._old_reapers = [*getattr(self, "_old_reapers", []), self._reaper]
+            self._reaper = None
+        super()._watch(*sids)
 
-        with self.connections_in_this_process():
-            hook = MNSHook()
-            for mode in MODES:
-                hook.create_queue(queue_of(mode))
-        super()._start_airflow()
+    def stop(self) -> None:
+        super().stop()
+        for reaper in getattr(self, "_old_reapers", []):
+            if reaper.stdin is not None:
+                reaper.stdin.close()
+        self._old_reapers = []
 
 
 def measure(stack: LocalStack, mode: str, count: int) -> dict[str, object]:
@@ -99,7 +113,11 @@ def measure(stack: LocalStack, mode: str, count: int) -> dict[str, object]:
     for run in mine:
         conf = run["conf"]
         by_message.setdefault(conf["message_id"], []).append(run["dag_run_id"])
-    bad_ids = [r["dag_run_id"] for r in mine if r["dag_run_id"] != run_id_for(queue_of(mode), r["conf"]["message_id"])]
+    bad_ids = [
+        r["dag_run_id"]
+        for r in mine
+        if r["dag_run_id"] != run_id_for(queue_of(mode), r["conf"]["message_id"])
+    ]
     attributes = mns.get_queue_attributes(queue_of(mode))
     return {
         "mode": mode,
@@ -123,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     results = []
-    with BenchStack(args.work_dir, dags_folder=DAGS) as stack:
+    with BenchStack(args.work_dir, dags_folder=DAGS, prepare=create_queues) as stack:
         stack.api.wait_for_dags([f"bench_listener_{m}" for m in modes] + [f"bench_worker_{m}" for m in modes])
         with stack.connections_in_this_process():
             time.sleep(10)  # let the listeners reach their first wait (sensor deferred, watcher polling)

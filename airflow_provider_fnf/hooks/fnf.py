@@ -333,14 +333,14 @@ class ServerlessWorkflowHook(BaseHook):
             )
         if code == "FlowNotExists":
             return ServerlessWorkflowFlowNotFoundError(
-                f"Serverless Workflow flow{where or ''} does not exist at {endpoint} (connection {conn_id!r}, "
-                f"{action}): check the flow name and the connection's region",
+                f"Serverless Workflow {action}{where}: the flow does not exist at {endpoint} (FlowNotExists, "
+                f"connection {conn_id!r}): check the flow name and the connection's region",
                 **common,
             )
         if code == "ExecutionNotExists":
             return ServerlessWorkflowExecutionNotFoundError(
-                f"Serverless Workflow execution{where} does not exist at {endpoint} (connection {conn_id!r}, "
-                f"{action}): check the flow and execution names",
+                f"Serverless Workflow {action}{where}: the execution does not exist at {endpoint} "
+                f"(ExecutionNotExists, connection {conn_id!r}): check the flow and execution names",
                 **common,
             )
         if code in _AUTH_CODES or status in (401, 403):

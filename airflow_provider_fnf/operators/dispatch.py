@@ -80,7 +80,9 @@ class TaskSDKDagRunClient:
     def state(self, dag_id: str, run_id: str) -> str:
         from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-        return str(RuntimeTaskInstance.get_dagrun_state(dag_id=dag_id, run_id=run_id))
+        state = RuntimeTaskInstance.get_dagrun_state(dag_id=dag_id, run_id=run_id)
+        # An enum of the Task SDK's API models: str() would give "DagRunState.RUNNING".
+        return str(getattr(state, "value", state))
 
 
 class MNSDispatchMessagesOperator(BaseOperator):

@@ -387,7 +387,8 @@ class ServerlessWorkflowReportTaskOperator(BaseOperator):
 
     :param output: the Output (templated): a dict, a JSON object string, or an upstream task's
         return value (``output=some_task.output``). None reports ``{}`` unless ``output_task_id``.
-    :param output_task_id: report the return value of this task instead (same map index).
+    :param output_task_id: report the return value of this task instead (at the same map index
+        when both are mapped).
     :param message: one parsed-message dict (templated; mappable: ``.expand(message=...)``).
         Default: ``dag_run.conf``.
     :param task_token: the task token (templated). Default: from ``message`` / ``dag_run.conf``.
@@ -403,6 +404,11 @@ class ServerlessWorkflowReportTaskOperator(BaseOperator):
         merged over ``{"AirflowTaskTimeout": "Airflow.Timeout"}``. Base classes match too.
     :param cause: a Cause to report instead of the generated one (templated).
     :param delete_message: delete the message after the report (default True).
+    :param match_map_index: when this task is mapped (one message per map index), a failed
+        instance of a *mapped* upstream task counts only at the same map index, so one bad
+        message does not fail the others; unmapped upstream tasks always count (default True).
+
+    ``output_task_id`` does not make that task upstream: set the dependency (``work >> report``).
     """
 
     template_fields: Sequence[str] = (
@@ -438,6 +444,7 @@ class ServerlessWorkflowReportTaskOperator(BaseOperator):
         error_names: dict[str, str] | None = None,
         cause: str | None = None,
         delete_message: bool = True,
+        match_map_index: bool = True,
         trigger_rule: str = TriggerRule.ALL_DONE,
         **kwargs: Any,
     ) -> None:
@@ -463,6 +470,11 @@ class ServerlessWorkflowReportTaskOperator(BaseOperator):
         self.error_names = dict(error_names or {})
         self.cause = cause
         self.delete_message = delete_message
+        self.match_map_index = match_map_index
+        # A mapped task is built again from its resolved arguments before its fields are rendered
+        # and stored for the UI: register the token with the secrets masker now.
+        self._mask_token_in(message)
+        self._mask_token_in(task_token)
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         # Mask the token before the rendered fields are stored for the UI.
@@ -523,16 +535,22 @@ class ServerlessWorkflowReportTaskOperator(BaseOperator):
             return []
         order = (
             [task_id for task_id in self.dag.task_ids if task_id in upstream]
-            if self.dag
+            if self.has_dag()
             else sorted(upstream)
         )
-        return collect_failed_tasks(context["dag"].dag_id, context["run_id"], order)
+        failed = collect_failed_tasks(context["dag"].dag_id, context["run_id"], order)
+        map_index = getattr(context["ti"], "map_index", -1)
+        if self.match_map_index and map_index is not None and map_index >= 0 and self.has_dag():
+            # One message per map index: a mapped upstream task counts at our index only.
+            mapped = {task_id for task_id in upstream if _is_mapped(self.dag.get_task(task_id))}
+            failed = [t for t in failed if t.task_id not in mapped or t.map_index == map_index]
+        return failed
 
     def _output_value(self, context: Context) -> Any:
         if self.output_task_id is None:
             return self.report_output
         map_index = getattr(context["ti"], "map_index", -1)
-        upstream = self.dag.get_task(self.output_task_id) if self.dag else None
+        upstream = self.dag.get_task(self.output_task_id) if self.has_dag() else None
         map_indexes = map_index if upstream is not None and _is_mapped(upstream) else None
         return context["ti"].xcom_pull(task_ids=self.output_task_id, map_indexes=map_indexes)
 

@@ -44,7 +44,9 @@ with DAG(
     catchup=False,
 ):
     wait = MNSSensor(task_id="wait", queue_name=queue_of("operator"), deferrable=True, wait_time_seconds=5)
-    MNSDispatchMessagesOperator(task_id="dispatch", trigger_dag_id=worker_of("operator"), messages=wait.output)
+    MNSDispatchMessagesOperator(
+        task_id="dispatch", trigger_dag_id=worker_of("operator"), messages=wait.output
+    )
 
 with DAG(
     dag_id="bench_listener_mapped",

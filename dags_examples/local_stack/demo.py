@@ -138,6 +138,10 @@ class Demo:
                 print(f"\nERROR: {error}", file=sys.stderr)
                 print(f"Logs: {work_dir}", file=sys.stderr)
                 status = 1
+            except Exception as error:  # a hook call failed: say which, keep stopping the stack
+                print(f"\nERROR: {type(error).__name__}: {error}", file=sys.stderr)
+                print(f"Logs: {work_dir}", file=sys.stderr)
+                status = 1
             if self.args.keep_running:
                 self.keep_running(stack)
             return status

@@ -102,15 +102,19 @@ def _signal_session(sid: int, sig: int) -> None:
 
 _REAPER = r"""
 import os, signal, sys, time
-sids = [int(s) for s in sys.argv[1:]]
-sys.stdin.read()          # returns when the parent closes the pipe or dies
+sids = []
+for line in sys.stdin:    # one session id per line; "done" = the parent stopped them itself
+    if line.strip() == "done":
+        sys.exit(0)
+    sids.append(int(line))
+# stdin closed without "done": the parent died without stopping its children
 for sig in (signal.SIGTERM, signal.SIGKILL):
     for sid in sids:
         try:
             os.killpg(sid, sig)
         except OSError:
             pass
-    time.sleep(5)
+    time.sleep(10)
 """
 
 
@@ -276,11 +280,15 @@ class AirflowClient:
         return self.get(f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances")["task_instances"]
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """An XCom value as the task pushed it (JSON-safe values come back as they were)."""
         answer = self.get(
-            f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/xcomEntries/{_q(key)}",
-            deserialize="true",
+            f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/xcomEntries/{_q(key)}"
         )
-        return answer.get("value")
+        value = answer.get("value")
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return json.loads(value)
+        return value
 
     def wait_for_dag_run(
         self,
@@ -483,6 +491,7 @@ class LocalStack:
         if self._reaper is not None:
             with contextlib.suppress(Exception):
                 assert self._reaper.stdin is not None
+                self._reaper.stdin.write(b"done\n")
                 self._reaper.stdin.close()
             with contextlib.suppress(Exception):
                 self._reaper.wait(timeout=10)
@@ -490,23 +499,19 @@ class LocalStack:
         if self._own_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def _watch(self, *sids: int) -> None:
-        """(Re)start the reaper that kills these sessions if this process dies without stop()."""
-        if self._reaper is not None:
-            with contextlib.suppress(Exception):
-                assert self._reaper.stdin is not None
-                self._reaper.stdin.close()
-                self._reaper.wait(timeout=5)
-        self._reaper = subprocess.Popen(
-            [sys.executable, "-c", _REAPER, *map(str, sids)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def _sids(self) -> list[int]:
-        return [p.pid for p in (self.emulator_process, self.airflow_process) if p is not None]
+    def _watch(self, process: ManagedProcess) -> None:
+        """Have the reaper kill this process's session if this process dies without stop()."""
+        if self._reaper is None:
+            self._reaper = subprocess.Popen(
+                [sys.executable, "-c", _REAPER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        assert self._reaper.stdin is not None
+        self._reaper.stdin.write(f"{process.pid}\n".encode())
+        self._reaper.stdin.flush()
 
     def _start_emulator(self) -> None:
         ready_file = self.work_dir / "emulator-ready.json"
@@ -534,7 +539,7 @@ class LocalStack:
         self.emulator_process = ManagedProcess(
             "emulator", argv, env=os.environ, cwd=self.work_dir, log_path=self.work_dir / "emulator.log"
         )
-        self._watch(*self._sids())
+        self._watch(self.emulator_process)
         deadline = time.monotonic() + self.emulator_timeout
         while True:
             if ready_file.exists():
@@ -608,7 +613,7 @@ class LocalStack:
             cwd=self.work_dir,
             log_path=self.work_dir / "airflow-standalone.log",
         )
-        self._watch(*self._sids())
+        self._watch(self.airflow_process)
         self._wait_for_airflow()
 
     def _wait_for_airflow(self) -> None:

@@ -352,7 +352,7 @@ def paged(monkeypatch, hook, key: str, total: int, page_size: int) -> list:
         requests.append(request)
         start = int(request.next_token or 0)
         count = min(page_size, request.limit or page_size, total - start)
-        body = {key: [{"N": i} for i in range(start, start + count)]}
+        body: dict[str, object] = {key: [{"N": i} for i in range(start, start + count)]}
         if start + count < total:
             body["NextToken"] = str(start + count)
         return body

@@ -172,3 +172,45 @@ def test_bad_messages_are_named(messages):
 def test_bad_policy_is_rejected():
     with pytest.raises(ValueError, match="failed_run_policy"):
         MNSDispatchMessagesOperator(task_id="d", trigger_dag_id="w", failed_run_policy="explode")
+
+
+class FakeComms:
+    """The Task SDK's supervisor channel, answering like the Execution API does."""
+
+    def __init__(self, existing=None):
+        self.existing = dict(existing or {})
+        self.sent: list = []
+
+    def send(self, msg):
+        from airflow.sdk.api.datamodels._generated import DagRunState
+        from airflow.sdk.exceptions import ErrorType
+        from airflow.sdk.execution_time.comms import DagRunStateResult, ErrorResponse, OKResponse
+
+        self.sent.append(msg)
+        if msg.type == "TriggerDagRun":
+            if msg.run_id in self.existing:
+                return ErrorResponse(error=ErrorType.DAGRUN_ALREADY_EXISTS)
+            if msg.dag_id == "missing":
+                return ErrorResponse(error=ErrorType.GENERIC_ERROR, detail={"status_code": 404})
+            self.existing[msg.run_id] = "queued"
+            return OKResponse(ok=True)
+        if msg.type == "GetDagRunState":
+            return DagRunStateResult(state=DagRunState(self.existing[msg.run_id]))
+        raise AssertionError(msg)
+
+
+def test_task_sdk_client_speaks_the_supervisor_protocol(monkeypatch):
+    from airflow.sdk.execution_time import task_runner
+
+    from airflow_provider_fnf.operators.dispatch import TaskSDKDagRunClient
+
+    comms = FakeComms({"mns__q__OLD": "running"})
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", comms, raising=False)
+    client = TaskSDKDagRunClient()
+
+    assert client.trigger("worker", "mns__q__NEW", {"message_id": "NEW"}, None) is True
+    assert comms.sent[0].conf == {"message_id": "NEW"} and comms.sent[0].logical_date is None
+    assert client.trigger("worker", "mns__q__OLD", {}, None) is False
+    assert client.state("worker", "mns__q__OLD") == "running"
+    with pytest.raises(FnFProviderError, match="refused to start run"):
+        client.trigger("missing", "mns__q__X", {}, None)

@@ -2,8 +2,8 @@
 
 The flow's message carries ``order``: 1 succeeds, 2 and 5 fail with a ValueError (the flow
 catches ``Airflow.TaskFailed``), 3 fails with a TimeoutError (mapped to ``Airflow.Timeout``, not
-caught). ``fnf_report_mapped`` reports each message of a run that carries several (as a
-watcher-driven run does) with one mapped report task.
+caught). ``fnf_report_mapped`` handles and reports each message of a run that carries several (as
+a watcher-driven run does) with mapped tasks; order 7 fails there.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pendulum
 from airflow.sdk import DAG, task
 
 from airflow_provider_fnf.callbacks import record_task_error, report_task_failed_on_dag_failure
+from airflow_provider_fnf.masking import mask_task_token
 from airflow_provider_fnf.operators.fnf import ServerlessWorkflowReportTaskOperator
 
 START = pendulum.datetime(2024, 1, 1, tz="UTC")
@@ -65,14 +66,31 @@ with DAG(
     ServerlessWorkflowReportTaskOperator(task_id="report", output=crash(), trigger_rule="all_success")
 
 
-with DAG("fnf_report_mapped", schedule=None, start_date=START) as mapped_dag:
+with DAG(
+    "fnf_report_mapped",
+    schedule=None,
+    start_date=START,
+    default_args={"on_failure_callback": record_task_error},
+) as mapped_dag:
 
     @task
-    def messages(**context):
-        return context["dag_run"].conf["messages"]
+    def batch(**context):
+        # A task that hands messages on masks their tokens first: its return value is logged.
+        messages = context["dag_run"].conf["messages"]
+        for message in messages:
+            mask_task_token(message["task_token"])
+        return messages
 
     @task
-    def outputs(batch):
-        return [{"message": m, "output": {"order": m["body"]["order"], "done": True}} for m in batch]
+    def handle(message):
+        order = message["body"]["order"]
+        if order == 7:
+            raise ValueError(f"order {order} is on hold")
+        return {"order": order, "done": True}
 
-    ServerlessWorkflowReportTaskOperator.partial(task_id="report").expand_kwargs(outputs(messages()))
+    messages = batch()
+    handled = handle.expand(message=messages)
+    report = ServerlessWorkflowReportTaskOperator.partial(task_id="report", output_task_id="handle").expand(
+        message=messages
+    )
+    handled >> report
