@@ -267,8 +267,23 @@ class MNSMessageReceiver:
                 if self.release(message, reason="its consumer stopped while it was being received"):
                     result.released.append(message["message_id"])
             return result
+        failure: Exception | None = None
         for raw in batch:
-            self._settle(raw, result)
+            try:
+                self._settle(raw, result)
+            except Exception as error:  # a bug, e.g. in a user's filter: raised below, nothing lost
+                log.exception(
+                    "Could not settle message %s from MNS queue %s",
+                    getattr(raw, "message_id", "?"),
+                    s.queue_name,
+                )
+                failure = failure or error
+        if failure is not None:
+            # Hand nothing out of a batch that failed; what was leased becomes visible again now.
+            for message in result.messages:
+                if message.get("receipt_handle"):
+                    self.release(message, reason="its batch could not be settled")
+            raise failure
         if batch:
             log.info(
                 "Received %d message(s) from MNS queue %s: %d to work on, %d released by the filter, "

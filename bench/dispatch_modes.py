@@ -24,7 +24,7 @@ from airflow_provider_fnf.messages import run_id_for
 from dags_examples.local_stack.stack import LocalStack
 
 DAGS = Path(__file__).resolve().parent / "dispatch_dags"
-MODES = ("operator", "mapped", "watcher")
+MODES = ("operator", "mapped", "watcher", "direct")
 
 FLOW = """
 version: v1
@@ -107,7 +107,26 @@ def measure(stack: LocalStack, mode: str, count: int) -> dict[str, object]:
     last_done = time.monotonic() - started
     failed = [n for n in names if fnf.describe_execution(flow, n)["Status"] != "Succeeded"]
 
+    # A worker reports, then deletes: give the last deletes a moment before counting leftovers.
+    settle_deadline = time.monotonic() + 30
+    while time.monotonic() < settle_deadline:
+        attributes = mns.get_queue_attributes(queue_of(mode))
+        if attributes["active_messages"] + attributes["inactive_messages"] == 0:
+            break
+        time.sleep(0.5)
     runs = stack.api.get(f"/api/v2/dags/bench_worker_{mode}/dagRuns", limit=1000)["dag_runs"]
+    if mode == "direct":  # runs per batch of asset events, not per message: no conf to check
+        attributes = mns.get_queue_attributes(queue_of(mode))
+        return {
+            "mode": mode,
+            "messages": count,
+            "burst_seconds": round(burst, 2),
+            "first_report_seconds": round(first_done or -1, 2),
+            "all_reported_seconds": round(last_done, 2) if not pending else None,
+            "executions_not_succeeded": len(failed),
+            "worker_runs": len(runs),
+            "left_in_queue": attributes["active_messages"] + attributes["inactive_messages"],
+        }
     mine = [r for r in runs if (r.get("conf") or {}).get("execution_name") in set(names)]
     by_message = {}
     for run in mine:
@@ -142,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m for m in args.modes.split(",") if m]
     results = []
     with BenchStack(args.work_dir, dags_folder=DAGS, prepare=create_queues) as stack:
-        stack.api.wait_for_dags([f"bench_listener_{m}" for m in modes] + [f"bench_worker_{m}" for m in modes])
+        stack.api.wait_for_dags(
+            [f"bench_listener_{m}" for m in modes if m != "direct"] + [f"bench_worker_{m}" for m in modes]
+        )
         with stack.connections_in_this_process():
             time.sleep(10)  # let the listeners reach their first wait (sensor deferred, watcher polling)
             for mode in modes:

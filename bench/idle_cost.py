@@ -21,12 +21,15 @@ import logging
 import resource
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncGenerator, Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_fnf.hooks.mns import MNSHook
 from airflow_provider_fnf.triggers.mns import DEFAULT_WAIT_TIME_SECONDS, MNSMessageTrigger
 from bench._common import EmulatorProcess, connections, rounded
+
+if TYPE_CHECKING:
+    from airflow.triggers.base import TriggerEvent
 
 WARM_UP_SECONDS = 3.0
 
@@ -41,7 +44,7 @@ def _mns_calls(counts: dict[str, int]) -> int:
 
 async def _watch(triggers: list[MNSMessageTrigger], seconds: float, on_window: Callable[[str], None]) -> int:
     """Run every trigger's generator until ``seconds`` after the warm-up; returns events fired."""
-    runs = [t.run() for t in triggers]
+    runs = [cast("AsyncGenerator[TriggerEvent, None]", t.run()) for t in triggers]
     tasks = [asyncio.ensure_future(r.__anext__()) for r in runs]
     await asyncio.sleep(WARM_UP_SECONDS)
     on_window("start")

@@ -138,7 +138,7 @@ def run(
                 )
                 statuses = _statuses(fnf, flow, reports)
                 seconds = outcome["seconds"]
-                row = {
+                row: dict[str, Any] = {
                     "concurrency": concurrency,
                     "reports": reports,
                     "failures": len(outcome["failures"]),
@@ -163,7 +163,7 @@ def run(
     finally:
         hook_log.removeHandler(counter)
         hook_log.propagate = True
-    goals = []
+    goals: list[dict[str, Any]] = []
     for row in rows:
         succeeded = row["executions"].get("Succeeded", 0)
         goals.append(

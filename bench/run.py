@@ -74,6 +74,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("p95_seconds", "p95 s"),
         ("executions_per_minute", "exec/min"),
         ("wall_seconds", "wall s"),
+        ("worker_runs", "runs"),
         ("duplicate_runs", "dup runs"),
         ("left_in_queue", "left in queue"),
     ],
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker (plain polling worker), rest (worker DAG via REST), dispatch (one run per "
         "message), watcher (runs from asset events)",
     )
-    e2e.add_argument("--e2e-timeout", type=float, default=900.0, help="seconds per mode")
+    e2e.add_argument("--e2e-timeout", type=float, default=1800.0, help="seconds per mode")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     return parser

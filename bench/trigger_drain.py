@@ -29,8 +29,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_fnf.emulator.server import Emulator
 from airflow_provider_fnf.hooks.mns import MNSHook
@@ -38,6 +38,9 @@ from airflow_provider_fnf.limits import MNS_MAX_BATCH_SIZE
 from airflow_provider_fnf.receiver import DEFAULT_LEASE_SECONDS
 from airflow_provider_fnf.triggers.mns import MNSMessageTrigger
 from bench._common import connections, rounded
+
+if TYPE_CHECKING:
+    from airflow.triggers.base import TriggerEvent
 
 GOAL_RATIO = 10.0
 
@@ -122,7 +125,7 @@ async def _drain_trigger(
     started = time.perf_counter()
     while len(ids) < expected and time.perf_counter() - started < budget:
         trigger = MNSMessageTrigger(**kwargs)  # the triggerer rebuilds it after every event
-        run = trigger.run()
+        run = cast("AsyncGenerator[TriggerEvent, None]", trigger.run())
         try:
             event = await asyncio.wait_for(run.__anext__(), timeout=30)
         except (StopAsyncIteration, asyncio.TimeoutError):

@@ -11,6 +11,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_provider_fnf import limits
 from airflow_provider_fnf.exceptions import FnFProviderError
+from airflow_provider_fnf.masking import mask_task_token
 from airflow_provider_fnf.messages import DEFAULT_TOKEN_KEYS, message_matches
 from airflow_provider_fnf.receiver import (
     DEFAULT_LEASE_SECONDS,
@@ -242,6 +243,8 @@ class MNSSensor(BaseSensorOperator):
                 resource=self.queue_name,
             )
         messages: list[dict[str, Any]] = event["messages"]
+        for message in messages:  # this worker's log masker learns the tokens too
+            mask_task_token(message.get("task_token"))
         if callable(self.message_filtering):
             kept = []
             for message in messages:

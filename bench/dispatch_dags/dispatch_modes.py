@@ -6,15 +6,19 @@ succeeded, delete the message), so a run's number and conf can be checked per mo
 ``operator``  listener (continuous): deferrable MNSSensor -> MNSDispatchMessagesOperator
 ``mapped``    listener (continuous): deferrable MNSSensor -> mapped TriggerDagRunOperator
 ``watcher``   listener scheduled on an AssetWatcher(MNSMessageTrigger) -> MNSDispatchMessagesOperator
+``direct``    the worker DAG itself scheduled on an AssetWatcher(MNSMessageTrigger), one mapped
+              report per message (no run per message)
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, Asset, AssetWatcher
+from airflow.sdk import DAG, Asset, AssetWatcher, task
 
-from airflow_provider_fnf.messages import trigger_dag_run_kwargs
+from airflow_provider_fnf.messages import messages_from_asset_events, trigger_dag_run_kwargs
 from airflow_provider_fnf.operators.dispatch import MNSDispatchMessagesOperator
 from airflow_provider_fnf.operators.fnf import ServerlessWorkflowReportTaskOperator
 from airflow_provider_fnf.sensors.mns import MNSSensor
@@ -75,3 +79,24 @@ watched = Asset(
 )
 with DAG(dag_id="bench_listener_watcher", schedule=[watched], start_date=START, catchup=False):
     MNSDispatchMessagesOperator(task_id="dispatch", trigger_dag_id=worker_of("watcher"))
+
+# ``direct``: no per-message runs; the worker DAG itself is scheduled on the watched queue and
+# reports every message of its triggering asset events (one mapped report per message).
+direct_queue = Asset(
+    "bench_direct_queue",
+    watchers=[
+        AssetWatcher(
+            name="bench_direct_queue_watcher",
+            trigger=MNSMessageTrigger(queue_name=queue_of("direct"), wait_time_seconds=5),
+        )
+    ],
+)
+with DAG(dag_id="bench_worker_direct", schedule=[direct_queue], start_date=START, catchup=False):
+
+    @task
+    def received(**context: Any) -> list[dict[str, Any]]:
+        return messages_from_asset_events(context["triggering_asset_events"])
+
+    ServerlessWorkflowReportTaskOperator.partial(task_id="report", output={"mode": "direct"}).expand(
+        message=received()
+    )

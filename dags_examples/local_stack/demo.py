@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import signal
 import sys
@@ -113,6 +114,7 @@ class Demo:
     def prepare(self, stack: LocalStack) -> None:
         """Step 1 of the reference document: the queues exist before anyone polls them."""
         mns = stack.mns_hook()
+        _quiet_library_logs()
         for queue in EXAMPLE_QUEUES:
             mns.create_queue(queue)
         self.echo(f"Created MNS queues {', '.join(EXAMPLE_QUEUES)}")
@@ -262,6 +264,13 @@ def _parse(text: Any) -> Any:
         except ValueError:
             return text
     return text
+
+
+def _quiet_library_logs() -> None:
+    """The demo prints its own progress; the hooks' INFO lines (and Airflow's notes about masking
+    short secrets) would only repeat it. Airflow sets up logging on import, hence after it."""
+    logging.getLogger("airflow_provider_fnf").setLevel(logging.WARNING)
+    logging.getLogger("airflow.sdk").setLevel(logging.ERROR)
 
 
 def _stop_on_sigterm() -> None:

@@ -75,7 +75,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 # --- processes -------------------------------------------------------------------------------
-def _session_members(sid: int) -> list[int]:
+def session_members(sid: int) -> list[int]:
     """Pids of every live process in session ``sid`` (a child started with ``start_new_session``)."""
     members = []
     for entry in os.listdir("/proc"):
@@ -95,13 +95,25 @@ def _session_members(sid: int) -> list[int]:
 def _signal_session(sid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(sid, sig)
-    for pid in _session_members(sid):  # members that moved to a process group of their own
+    for pid in session_members(sid):  # members that moved to a process group of their own
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
 
 
 _REAPER = r"""
 import os, signal, sys, time
+
+def members(sid):
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % entry) as stat:
+                if entry.isdigit() and int(stat.read().rsplit(")", 1)[1].split()[3]) == sid:
+                    found.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
 sids = []
 for line in sys.stdin:    # one session id per line; "done" = the parent stopped them itself
     if line.strip() == "done":
@@ -110,10 +122,11 @@ for line in sys.stdin:    # one session id per line; "done" = the parent stopped
 # stdin closed without "done": the parent died without stopping its children
 for sig in (signal.SIGTERM, signal.SIGKILL):
     for sid in sids:
-        try:
-            os.killpg(sid, sig)
-        except OSError:
-            pass
+        for pid in [sid] + members(sid):
+            try:
+                os.killpg(pid, sig) if pid == sid else os.kill(pid, sig)
+            except OSError:
+                pass
     time.sleep(10)
 """
 
@@ -142,20 +155,20 @@ class ManagedProcess:
     def stop(self, echo: Echo, grace_seconds: float = 25.0) -> None:
         """SIGTERM the whole session, wait, SIGKILL what is left; returns when nothing is left."""
         sid = self.pid
-        if self.alive() or _session_members(sid):
+        if self.alive() or session_members(sid):
             echo(f"Stopping {self.name} (pid {sid})")
             _signal_session(sid, signal.SIGTERM)
             deadline = time.monotonic() + grace_seconds
             while time.monotonic() < deadline:
                 self.popen.poll()
-                if not _session_members(sid):
+                if not session_members(sid):
                     break
                 time.sleep(0.2)
             else:
                 echo(f"{self.name} did not stop within {grace_seconds:.0f} s: killing it")
                 _signal_session(sid, signal.SIGKILL)
                 deadline = time.monotonic() + 10
-                while _session_members(sid) and time.monotonic() < deadline:
+                while session_members(sid) and time.monotonic() < deadline:
                     self.popen.poll()
                     time.sleep(0.1)
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from dags_examples.local_stack.demo import EXAMPLE_QUEUES, path_of, steps_of
-from dags_examples.local_stack.stack import DAGS_FOLDER, LocalStack
+from dags_examples.local_stack.stack import DAGS_FOLDER, LocalStack, session_members
 
 FLOWS = DAGS_FOLDER / "flows"
 EXAMPLE_DAGS = (
@@ -51,12 +51,17 @@ def _create_queues(stack: LocalStack) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     work_dir = tmp_path_factory.mktemp("local-stack")
     local = LocalStack(work_dir, echo=_echo, prepare=_create_queues)
+    sessions: list[int] = []
     try:
         local.start()
+        sessions = [p.pid for p in (local.emulator_process, local.airflow_process) if p is not None]
         local.api.wait_for_dags(EXAMPLE_DAGS, echo=_echo)
         yield local
     finally:
         local.stop()
+    # Every process the stack started (scheduler, triggerer, task workers...) is gone.
+    left = {sid: session_members(sid) for sid in sessions}
+    assert not any(left.values()), f"processes left behind by the stack (session: pids): {left}"
 
 
 class Flows:

@@ -59,8 +59,9 @@ def test_watcher_handles_every_message_of_its_events(stack: LocalStack, flows) -
     # message exactly once, whatever way Airflow batched the events.
     handled: list[str] = []
     for run in stack.api.dag_runs("fnf_watcher_worker"):
-        if run["state"] != "success":
-            continue
+        # The flow resumes on the report; the run is marked done a moment later.
+        run = stack.api.wait_for_dag_run("fnf_watcher_worker", run["dag_run_id"], timeout=60)
+        assert run["state"] == "success"
         for message in stack.api.xcom("fnf_watcher_worker", run["dag_run_id"], "received_messages") or []:
             if message["execution_name"] in names:
                 handled.append(message["execution_name"])

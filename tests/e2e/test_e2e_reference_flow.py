@@ -4,9 +4,12 @@ a DAG run does the work and reports, the flow resumes and ends, the message is g
 from __future__ import annotations
 
 import json
+import re
+import urllib.request
 
 import pytest
 
+from dags_examples.local_stack.demo import Demo, build_parser
 from dags_examples.local_stack.stack import LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -41,3 +44,26 @@ def test_reference_flow_runs_through_airflow(stack: LocalStack, flows) -> None:
     assert report["outcome"] == "succeeded" and report["deleted"] is True
 
     assert flows.wait_queue_empty(QUEUE) == 0
+
+
+def test_demo_prints_what_the_reference_document_shows(
+    stack: LocalStack, flows, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``make demo``'s scenario on the shared stack: the printed result and its links."""
+    demo = Demo(build_parser().parse_args([]))
+
+    demo.reference_scenario(stack)
+
+    printed = capsys.readouterr().out
+    assert "Status:      Succeeded" in printed
+    assert "Path:        Start -> Task_1 -> End" in printed
+    assert 'output: {"key": "value"}' in printed
+    assert "Tasks:       do_the_work success, report success" in printed
+    assert f"MNS queue {QUEUE}: 0 message(s) left" in printed
+    token_lines = [line for line in printed.splitlines() if "task_token" in line]
+    assert token_lines and all("<task token, " in line for line in token_lines), "tokens are hidden"
+    links = re.findall(r"(http://\S+/(?:console|dags)/\S+)", printed)
+    assert len(links) == 2, printed
+    for link in links:  # the Airflow UI page of the run, the emulator's console page
+        with urllib.request.urlopen(link, timeout=10) as page:
+            assert page.status == 200, link

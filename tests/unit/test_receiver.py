@@ -278,3 +278,17 @@ def test_bad_settings_are_rejected_naming_the_argument(kwargs, fragment):
 )
 def test_one_function_decides_what_is_retryable(error, retryable):
     assert is_retryable(error) is retryable
+
+
+def test_a_failing_filter_hands_nothing_out_and_releases_what_was_leased():
+    def picky(message):
+        if message["message_id"] == "M2":
+            raise KeyError("field the filter expected")
+        return True
+
+    r, mns, _ = receiver([msg(GOOD, "M1", "h-1"), msg(GOOD, "M2", "h-2")], message_filtering=picky)
+
+    with pytest.raises(KeyError):
+        r.receive_batch(0)
+    # M1 was leased (new handle leased-1), then released again because the batch failed.
+    assert ("visibility", "tasks", "leased-1", 1) in mns.calls

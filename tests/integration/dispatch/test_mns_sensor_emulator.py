@@ -9,7 +9,7 @@ import json
 import pytest
 from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import TaskDeferred
-from conftest import FNF_CONN_ID, MNS_CONN_ID
+from dispatch_it_support import FNF_CONN_ID, MNS_CONN_ID
 
 from airflow_provider_fnf.messages import run_id_for
 from airflow_provider_fnf.operators.dispatch import MNSDispatchMessagesOperator
@@ -39,6 +39,7 @@ def run_trigger(trigger, limit: float = 30):
 
 def test_poke_mode_pushes_parsed_leased_messages(flow):
     executions = {flow.start(), flow.start()}
+    flow.wait_visible(2)
     sensor = sensor_for(flow, deferrable=False)
 
     value = sensor.poke({})

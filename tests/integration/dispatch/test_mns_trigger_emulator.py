@@ -8,7 +8,7 @@ import importlib
 import json
 
 import pytest
-from conftest import FNF_CONN_ID, MNS_CONN_ID, admin
+from dispatch_it_support import FNF_CONN_ID, MNS_CONN_ID, admin
 
 from airflow_provider_fnf.triggers.mns import MNSMessageTrigger
 
@@ -43,6 +43,7 @@ def first_event(trigger, limit: float = 30):
 
 def test_a_batch_of_task_messages_becomes_one_event_of_leased_parsed_messages(flow):
     executions = {flow.start() for _ in range(3)}
+    flow.wait_visible(3)
 
     payload = first_event(rebuilt(trigger_for(flow, lease_seconds=600)))
 

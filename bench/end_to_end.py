@@ -1,0 +1,392 @@
+"""End to end: N executions of the reference flow started at once, through a real Airflow and without.
+
+One local stack (``dags_examples/local_stack/stack.py``: the emulator and ``airflow standalone``,
+LocalExecutor on SQLite, the example DAGs of ``dags_examples/`` unchanged) serves every mode, one
+mode after the other. Each mode deploys its own flow, starts N executions at once, and waits
+until every one has ended; latency is the service's own ``StoppedTime - StartedTime`` of each
+execution, throughput is N over the time from the first start to the last stop.
+
+``worker``    baseline (a): the reference document's ``worker.py`` loop (receive one message with
+              a 10 s long poll, ReportTaskSucceeded, delete), single-threaded, in this process,
+              with the same SDKs (through the provider's hooks) and the same emulator.
+``rest``      baseline (b), Airflow's floor: the worker DAG ``fnf_reference_worker`` triggered N
+              times through Airflow's REST API, with the conf a dispatcher would give it (this
+              process receives and leases each message, as the trigger does, and posts the run).
+``dispatch``  one run per message: the watcher of ``fnf_demo_dispatcher`` (MNSMessageTrigger) ->
+              MNSDispatchMessagesOperator -> one ``fnf_reference_worker`` run per message.
+``watcher``   runs from asset events: ``fnf_watcher_worker`` scheduled on its queue's watcher,
+              one mapped task per message (flow ``watcher_flow.yaml``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_fnf.exceptions import FnFProviderError, ServerlessWorkflowTaskAlreadyCompletedError
+from airflow_provider_fnf.messages import run_id_for
+from bench._common import percentile, rounded
+from dags_examples.local_stack.stack import DAGS_FOLDER, AirflowAPIError, LocalStack
+
+FLOWS = DAGS_FOLDER / "flows"
+EXAMPLE_QUEUES = ("fnf-demo", "fnf-data-pipeline", "fnf-watcher-demo")
+DISPATCH_QUEUE, WATCHER_QUEUE = "fnf-demo", "fnf-watcher-demo"
+WORKER_DAG, DISPATCHER_DAG, WATCHER_DAG = "fnf_reference_worker", "fnf_demo_dispatcher", "fnf_watcher_worker"
+FINAL = ("Succeeded", "Failed", "TimedOut", "Stopped")
+MODES = ("worker", "rest", "dispatch", "watcher")
+GOAL_LATENCY_RATIO = 1.25
+AIRFLOW_ENV = {
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "bench._airflow_settings.SQLITE_CONNECT_ARGS",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "bench._airflow_settings.SQLITE_CONNECT_ARGS_ASYNC",
+}
+"""The same for every Airflow mode: see :mod:`bench._airflow_settings`."""
+GOAL_THROUGHPUT_RATIO = 0.8
+
+log = logging.getLogger(__name__)
+
+
+def _time(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+
+
+def _flow_text(mode: str, queue: str) -> str:
+    if mode == "watcher":
+        return (FLOWS / "watcher_flow.yaml").read_text()
+    text = (FLOWS / "reference_flow.yaml").read_text()
+    return text.replace(f"/queues/{DISPATCH_QUEUE}/", f"/queues/{queue}/")
+
+
+class PlainWorker(threading.Thread):
+    """The reference document's worker.py, with the same SDKs (via the hooks): one message at a
+    time, long poll 10 s, report, delete; TaskAlreadyCompleted deletes too."""
+
+    def __init__(self, stack: LocalStack, queue: str) -> None:
+        super().__init__(name="plain-worker", daemon=True)
+        self.mns = stack.mns_hook()
+        self.fnf = stack.fnf_hook()
+        self.queue = queue
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        import json
+
+        while not self.stop.is_set():
+            try:
+                messages = self.mns.receive_messages(self.queue, 1, wait_seconds=10)
+                if not messages:
+                    continue
+                message = messages[0]
+                token = json.loads(message.body)["task_token"]
+                try:
+                    self.fnf.report_task_succeeded(token, {"key": "value"})
+                except ServerlessWorkflowTaskAlreadyCompletedError:
+                    pass
+                assert message.receipt_handle is not None
+                self.mns.delete_message(self.queue, message.receipt_handle)
+            except FnFProviderError as error:
+                self.errors.append(type(error).__name__)
+
+
+class RestFeeder(threading.Thread):
+    """Airflow's floor: receive and lease each message as the trigger does (same receiver), then
+    start ``fnf_reference_worker`` through the REST API with the dispatcher's run id and conf."""
+
+    def __init__(self, stack: LocalStack, queue: str) -> None:
+        super().__init__(name="rest-feeder", daemon=True)
+        from airflow_provider_fnf.receiver import MNSMessageReceiver, MNSReceiveSettings
+
+        self.stack = stack
+        self.queue = queue
+        self.receiver = MNSMessageReceiver(MNSReceiveSettings(queue_name=queue), mns_hook=stack.mns_hook())
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+        self.posted = 0
+
+    def _post(self, message: dict[str, Any]) -> None:
+        run_id = run_id_for(message["queue_name"], message["message_id"])
+        for attempt in range(1, 6):
+            try:
+                self.stack.api.trigger_dag_run(WORKER_DAG, conf=message, run_id=run_id)
+                self.posted += 1
+                return
+            except AirflowAPIError as error:
+                if error.status == 409:  # created by an earlier attempt whose answer was lost
+                    return
+                self.errors.append(f"HTTP {error.status} (attempt {attempt})")
+            except OSError as error:
+                self.errors.append(f"{type(error).__name__} (attempt {attempt})")
+            time.sleep(attempt)
+        self.receiver.release(message, reason="Airflow's REST API did not create its run")
+
+    def run(self) -> None:
+        # One run at a time: the metadata database is SQLite, one writer at a time.
+        while not self.stop.is_set():
+            try:
+                result = self.receiver.receive_batch(2)
+            except FnFProviderError as error:
+                self.errors.append(type(error).__name__)
+                continue
+            for message in result.messages:
+                self._post(message)
+
+
+@contextlib.contextmanager
+def _background(thread: PlainWorker | RestFeeder | None) -> Iterator[None]:
+    if thread is None:
+        yield
+        return
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.stop.set()
+        thread.join(timeout=30)
+
+
+def _start_all(fnf: Any, flow: str, mode: str, names: list[str]) -> None:
+    def start(item: tuple[int, str]) -> None:
+        index, name = item
+        payload = {"order_id": f"order-{index:04d}"} if mode == "watcher" else {}
+        fnf.start_execution(flow, payload, name)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(start, enumerate(names)))
+
+
+class AirflowDown(RuntimeError):
+    """A component of the embedded Airflow stopped: the mode cannot finish."""
+
+
+def _airflow_problem(stack: LocalStack) -> str | None:
+    process = stack.airflow_process
+    if process is None or not process.alive():
+        return "airflow standalone exited"
+    try:
+        health = stack.api.health()
+    except Exception as error:  # an api-server that does not answer is the problem reported
+        return f"the api-server does not answer ({type(error).__name__})"
+    down = [c for c in ("scheduler", "triggerer") if (health.get(c) or {}).get("status") != "healthy"]
+    return f"{', '.join(down)} unhealthy" if down else None
+
+
+def _wait_all(
+    stack: LocalStack,
+    fnf: Any,
+    flow: str,
+    count: int,
+    timeout: float,
+    echo: Callable[[str], None],
+    *,
+    airflow: bool,
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    last_echo = 0.0
+    unhealthy_since: float | None = None
+    while True:
+        executions = fnf.list_executions(flow)
+        ended = [e for e in executions if e.get("Status") in FINAL]
+        if len(ended) >= count or time.monotonic() > deadline:
+            return executions
+        if time.monotonic() - last_echo > 15:
+            echo(f"    {len(ended)}/{count} ended")
+            last_echo = time.monotonic()
+            problem = _airflow_problem(stack) if airflow else None
+            if problem is None:
+                unhealthy_since = None
+            elif unhealthy_since is None:
+                unhealthy_since = time.monotonic()
+            elif time.monotonic() - unhealthy_since > 60:
+                raise AirflowDown(
+                    f"{problem} for over 60 s; log: {stack.work_dir / 'airflow-standalone.log'}"
+                )
+        time.sleep(2)
+
+
+def _runs_of(stack: LocalStack, dag_id: str, flow: str | None = None) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page = stack.api.get(f"/api/v2/dags/{dag_id}/dagRuns", limit=100, offset=offset)["dag_runs"]
+        runs.extend(page)
+        if len(page) < 100:
+            break
+        offset += 100
+    if flow is not None:
+        runs = [r for r in runs if (r.get("conf") or {}).get("flow_name") == flow]
+    return runs
+
+
+def measure(
+    stack: LocalStack, mode: str, count: int, timeout: float, echo: Callable[[str], None]
+) -> dict[str, Any]:
+    fnf, mns = stack.fnf_hook(), stack.mns_hook()
+    tag = uuid.uuid4().hex[:6]
+    queue = {"dispatch": DISPATCH_QUEUE, "watcher": WATCHER_QUEUE}.get(mode, f"bench-{mode}-{tag}")
+    mns.create_queue(queue)
+    flow = f"bench-e2e-{mode}-{tag}"
+    fnf.create_or_update_flow(flow, _flow_text(mode, queue))
+    names = [f"{mode}-{i:04d}-{tag}" for i in range(count)]
+    watcher_runs_before = (
+        {r["dag_run_id"] for r in _runs_of(stack, WATCHER_DAG)} if mode == "watcher" else set()
+    )
+    helper: PlainWorker | RestFeeder | None = (
+        PlainWorker(stack, queue)
+        if mode == "worker"
+        else RestFeeder(stack, queue)
+        if mode == "rest"
+        else None
+    )
+    with _background(helper):
+        started = time.monotonic()
+        _start_all(fnf, flow, mode, names)
+        echo(f"    started {count} executions in {time.monotonic() - started:.1f} s")
+        executions = _wait_all(stack, fnf, flow, count, timeout, echo, airflow=mode != "worker")
+        wall = time.monotonic() - started
+    mine = [e for e in executions if e.get("Name") in set(names)]
+    latencies: list[float] = []
+    first_start: float | None = None
+    last_stop: float | None = None
+    statuses: dict[str, int] = {}
+    for execution in mine:
+        statuses[execution.get("Status", "?")] = statuses.get(execution.get("Status", "?"), 0) + 1
+        begin, end = _time(execution.get("StartedTime")), _time(execution.get("StoppedTime"))
+        if begin is None:
+            continue
+        first_start = begin if first_start is None else min(first_start, begin)
+        if execution.get("Status") == "Succeeded" and end is not None:
+            latencies.append(end - begin)
+            last_stop = end if last_stop is None else max(last_stop, end)
+    span = (last_stop - first_start) if first_start is not None and last_stop is not None else None
+    attributes = mns.get_queue_attributes(queue)
+    row: dict[str, Any] = {
+        "mode": mode,
+        "executions": count,
+        "succeeded": statuses.get("Succeeded", 0),
+        "statuses": statuses,
+        "median_seconds": rounded(percentile(latencies, 0.5)),
+        "p95_seconds": rounded(percentile(latencies, 0.95)),
+        "max_seconds": rounded(max(latencies) if latencies else None),
+        "span_seconds": rounded(span),
+        "executions_per_minute": rounded(len(latencies) * 60 / span if span else None, 1),
+        "wall_seconds": rounded(wall, 1),
+        "left_in_queue": attributes.get("active_messages", 0) + attributes.get("inactive_messages", 0),
+    }
+    if helper is not None:
+        row["helper_errors"] = helper.errors[:10]
+    if mode in ("dispatch", "rest"):
+        runs = _runs_of(stack, WORKER_DAG, flow)
+        per_message: dict[str, int] = {}
+        for run in runs:
+            mid = (run.get("conf") or {}).get("message_id", "?")
+            per_message[mid] = per_message.get(mid, 0) + 1
+        row["worker_runs"] = len(runs)
+        row["duplicate_runs"] = sum(n - 1 for n in per_message.values() if n > 1)
+        row["failed_runs"] = sum(1 for r in runs if r.get("state") == "failed")
+    if mode == "watcher":
+        runs = [r for r in _runs_of(stack, WATCHER_DAG) if r["dag_run_id"] not in watcher_runs_before]
+        row["worker_runs"] = len(runs)
+        row["failed_runs"] = sum(1 for r in runs if r.get("state") == "failed")
+    return row
+
+
+def _prepare(stack: LocalStack) -> None:
+    mns = stack.mns_hook()
+    for queue in EXAMPLE_QUEUES:
+        mns.create_queue(queue)
+
+
+def run(
+    *,
+    executions: int = 100,
+    modes: tuple[str, ...] = MODES,
+    timeout: float = 900.0,
+    warm_up: int = 2,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise ValueError(f"unknown e2e mode(s) {unknown}; choose from {', '.join(MODES)}")
+    for name in ("airflow_provider_fnf", "airflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as work_dir:
+        stack = LocalStack(
+            Path(work_dir),
+            echo=lambda line: echo(f"  [stack] {line}"),
+            prepare=_prepare,
+            extra_env=AIRFLOW_ENV,
+        )
+        with stack:
+            stack.api.wait_for_dags([DISPATCHER_DAG, WORKER_DAG, WATCHER_DAG], echo=echo)
+            for mode in modes:
+                try:
+                    if warm_up and mode != "worker":
+                        echo(f"  {mode}: warm-up with {warm_up} executions (not counted)")
+                        measure(stack, mode, warm_up, timeout, echo)
+                    echo(f"  {mode}: {executions} executions at once")
+                    row = measure(stack, mode, executions, timeout, echo)
+                except AirflowDown as error:
+                    echo(f"    ABORTED: {error}")
+                    rows.append(
+                        {"mode": mode, "executions": executions, "succeeded": 0, "aborted": str(error)}
+                    )
+                    break
+                rows.append(row)
+                echo(
+                    f"    {row['succeeded']}/{executions} succeeded, median {row['median_seconds']} s, "
+                    f"p95 {row['p95_seconds']} s, {row['executions_per_minute']} executions/min"
+                )
+    return {"benchmark": "end_to_end", "rows": rows, "goals": _goals(rows, executions)}
+
+
+def _goals(rows: list[dict[str, Any]], executions: int) -> list[dict[str, Any]]:
+    by_mode = {r["mode"]: r for r in rows}
+    goals: list[dict[str, Any]] = []
+    for row in rows:
+        clean = (
+            row["succeeded"] == executions and row.get("left_in_queue") == 0 and not row.get("duplicate_runs")
+        )
+        goals.append(
+            {
+                "goal": f"{row['mode']}: every execution Succeeded, no message left, no duplicate run",
+                "measured": row.get("aborted")
+                or f"{row['succeeded']}/{executions} Succeeded, {row.get('left_in_queue')} left, "
+                f"{row.get('duplicate_runs', 0)} duplicate runs",
+                "met": clean,
+            }
+        )
+    floor = by_mode.get("rest")
+    ours = [by_mode[m] for m in ("dispatch", "watcher") if m in by_mode]
+    if floor and ours and floor.get("median_seconds") and floor.get("executions_per_minute"):
+        best = min(ours, key=lambda r: r.get("median_seconds") or float("inf"))
+        latency_ratio = (best.get("median_seconds") or float("inf")) / floor["median_seconds"]
+        goals.append(
+            {
+                "goal": f"best mode ({best['mode']}) median latency within {GOAL_LATENCY_RATIO}x of the REST floor",
+                "measured": f"{latency_ratio:.2f}x ({best['median_seconds']} s vs {floor['median_seconds']} s)",
+                "met": latency_ratio <= GOAL_LATENCY_RATIO,
+            }
+        )
+        fastest = max(ours, key=lambda r: r.get("executions_per_minute") or 0.0)
+        throughput_ratio = (fastest.get("executions_per_minute") or 0.0) / floor["executions_per_minute"]
+        goals.append(
+            {
+                "goal": f"best mode ({fastest['mode']}) throughput >= {GOAL_THROUGHPUT_RATIO}x the REST floor",
+                "measured": f"{throughput_ratio:.2f}x ({fastest['executions_per_minute']} vs "
+                f"{floor['executions_per_minute']} executions/min)",
+                "met": throughput_ratio >= GOAL_THROUGHPUT_RATIO,
+            }
+        )
+    return goals
