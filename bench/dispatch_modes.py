@@ -59,24 +59,6 @@ def create_queues(stack: LocalStack) -> None:
             hook.create_queue(queue_of(mode))
 
 
-class BenchStack(LocalStack):
-    """The local stack; keeps every reaper it started until it stops (replacing a reaper by
-    closing its pipe would make it kill what it watched)."""
-
-    def _watch(self, *sids: int) -> None:
-        if self._reaper is not None:
-            self._old_reapers = [*getattr(self, "_old_reapers", []), self._reaper]
-            self._reaper = None
-        super()._watch(*sids)
-
-    def stop(self) -> None:
-        super().stop()
-        for reaper in getattr(self, "_old_reapers", []):
-            if reaper.stdin is not None:
-                reaper.stdin.close()
-        self._old_reapers = []
-
-
 def measure(stack: LocalStack, mode: str, count: int) -> dict[str, object]:
     from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
     from airflow_provider_fnf.hooks.mns import MNSHook
@@ -160,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     results = []
-    with BenchStack(args.work_dir, dags_folder=DAGS, prepare=create_queues) as stack:
+    with LocalStack(args.work_dir, dags_folder=DAGS, prepare=create_queues) as stack:
         stack.api.wait_for_dags(
             [f"bench_listener_{m}" for m in modes if m != "direct"] + [f"bench_worker_{m}" for m in modes]
         )

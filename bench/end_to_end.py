@@ -34,7 +34,7 @@ from typing import Any
 
 from airflow_provider_fnf.exceptions import FnFProviderError, ServerlessWorkflowTaskAlreadyCompletedError
 from airflow_provider_fnf.messages import run_id_for
-from bench._common import percentile, rounded
+from bench._common import EmulatorProcess, connections, percentile, rounded
 from dags_examples.local_stack.stack import DAGS_FOLDER, AirflowAPIError, LocalStack
 
 FLOWS = DAGS_FOLDER / "flows"
@@ -307,6 +307,65 @@ def _prepare(stack: LocalStack) -> None:
         mns.create_queue(queue)
 
 
+class EmulatorOnly:
+    """What the plain worker needs of a stack: hooks on an emulator, no Airflow."""
+
+    def __init__(self, emulator: EmulatorProcess) -> None:
+        self.emulator = emulator
+
+    def mns_hook(self) -> Any:
+        from airflow_provider_fnf.hooks.mns import MNSHook
+
+        with connections(self.emulator.mns_endpoint, self.emulator.fnf_endpoint):
+            hook = MNSHook("mns_default")
+            _ = hook.settings  # read while the connection variable is set
+        return hook
+
+    def fnf_hook(self) -> Any:
+        from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
+
+        with connections(self.emulator.mns_endpoint, self.emulator.fnf_endpoint):
+            hook = ServerlessWorkflowHook("fnf_default")
+            _ = hook.settings
+        return hook
+
+
+def _measure_mode(
+    mode: str, executions: int, timeout: float, warm_up: int, echo: Callable[[str], None]
+) -> dict[str, Any]:
+    """One mode on a stack of its own: a mode that brings Airflow down does not take the next
+    one with it, and no mode inherits another's leftovers."""
+    if mode == "worker":
+        with EmulatorProcess() as emulator:
+            echo(f"  {mode}: {executions} executions at once (emulator only, no Airflow)")
+            return measure(EmulatorOnly(emulator), mode, executions, timeout, echo)  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as work_dir:
+        stack = LocalStack(
+            Path(work_dir),
+            echo=lambda line: echo(f"  [stack] {line}"),
+            prepare=_prepare,
+            extra_env=AIRFLOW_ENV,
+        )
+        with stack:
+            stack.api.wait_for_dags([DISPATCHER_DAG, WORKER_DAG, WATCHER_DAG], echo=echo)
+            try:
+                if warm_up:
+                    echo(f"  {mode}: warm-up with {warm_up} executions (not counted)")
+                    measure(stack, mode, warm_up, timeout, echo)
+                echo(f"  {mode}: {executions} executions at once")
+                return measure(stack, mode, executions, timeout, echo)
+            except AirflowDown as error:
+                echo(f"    ABORTED: {error}")
+                log_tail = (Path(work_dir) / "airflow-standalone.log").read_text(errors="replace")[-3000:]
+                return {
+                    "mode": mode,
+                    "executions": executions,
+                    "succeeded": 0,
+                    "aborted": str(error),
+                    "log_tail": log_tail,
+                }
+
+
 def run(
     *,
     executions: int = 100,
@@ -321,33 +380,14 @@ def run(
     for name in ("airflow_provider_fnf", "airflow"):
         logging.getLogger(name).setLevel(logging.WARNING)
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as work_dir:
-        stack = LocalStack(
-            Path(work_dir),
-            echo=lambda line: echo(f"  [stack] {line}"),
-            prepare=_prepare,
-            extra_env=AIRFLOW_ENV,
-        )
-        with stack:
-            stack.api.wait_for_dags([DISPATCHER_DAG, WORKER_DAG, WATCHER_DAG], echo=echo)
-            for mode in modes:
-                try:
-                    if warm_up and mode != "worker":
-                        echo(f"  {mode}: warm-up with {warm_up} executions (not counted)")
-                        measure(stack, mode, warm_up, timeout, echo)
-                    echo(f"  {mode}: {executions} executions at once")
-                    row = measure(stack, mode, executions, timeout, echo)
-                except AirflowDown as error:
-                    echo(f"    ABORTED: {error}")
-                    rows.append(
-                        {"mode": mode, "executions": executions, "succeeded": 0, "aborted": str(error)}
-                    )
-                    break
-                rows.append(row)
-                echo(
-                    f"    {row['succeeded']}/{executions} succeeded, median {row['median_seconds']} s, "
-                    f"p95 {row['p95_seconds']} s, {row['executions_per_minute']} executions/min"
-                )
+    for mode in modes:
+        row = _measure_mode(mode, executions, timeout, warm_up, echo)
+        rows.append(row)
+        if not row.get("aborted"):
+            echo(
+                f"    {row['succeeded']}/{executions} succeeded, median {row['median_seconds']} s, "
+                f"p95 {row['p95_seconds']} s, {row['executions_per_minute']} executions/min"
+            )
     return {"benchmark": "end_to_end", "rows": rows, "goals": _goals(rows, executions)}
 
 

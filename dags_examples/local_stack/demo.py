@@ -32,7 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from dags_examples.local_stack.stack import DAGS_FOLDER, LocalStack, StackError
+from dags_examples.local_stack.stack import DAGS_FOLDER, WORK_DIR_MARKER, LocalStack, StackError
 
 FLOWS = DAGS_FOLDER / "flows"
 REFERENCE_FLOW = "fnf-demo"
@@ -312,8 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     work_dir = Path(args.work_dir)
-    if work_dir.exists():
-        shutil.rmtree(work_dir)
+    if work_dir.exists() and any(work_dir.iterdir()):
+        if not (work_dir / WORK_DIR_MARKER).exists():
+            print(
+                f"ERROR: {work_dir} is not empty and was not made by an earlier demo; choose another --work-dir",
+                file=sys.stderr,
+            )
+            return 2
+        shutil.rmtree(work_dir)  # a fresh AIRFLOW_HOME and emulator state each run
     return Demo(args).run()
 
 

@@ -47,6 +47,8 @@ ACCESS_KEY_ID = "emulator-access-key-id"
 ACCESS_KEY_SECRET = "emulator-access-key-secret"
 REGION = "cn-hangzhou"
 AIRFLOW_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+WORK_DIR_MARKER = ".fnf-local-stack"
+"""Written into every work directory: only such a directory may be wiped for a fresh start."""
 
 Echo = Callable[[str], None]
 
@@ -484,6 +486,7 @@ class LocalStack:
         """Start the emulator, then Airflow; wait for both. Stops what it started on any failure."""
         try:
             self.work_dir.mkdir(parents=True, exist_ok=True)
+            (self.work_dir / WORK_DIR_MARKER).write_text("created by dags_examples.local_stack\n")
             self._start_emulator()
             if self.prepare is not None:
                 self.prepare(self)
