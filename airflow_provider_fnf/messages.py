@@ -65,7 +65,8 @@ def _json_or_marker(raw_body: str) -> Any:
         return _NOT_JSON
     try:
         return json.loads(raw_body)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: JSON nested deeper than the interpreter can decode; unusable, so poison.
         return _NOT_JSON
 
 

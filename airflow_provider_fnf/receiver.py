@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_fnf import limits
@@ -33,6 +33,7 @@ from airflow_provider_fnf.exceptions import (
     MNSAuthenticationError,
     MNSQueueNotFoundError,
     ServerlessWorkflowAuthenticationError,
+    ServerlessWorkflowInvalidTaskTokenError,
     ServerlessWorkflowTaskAlreadyCompletedError,
 )
 from airflow_provider_fnf.masking import mask_task_token
@@ -115,6 +116,19 @@ class MNSReceiveSettings:
             poison_error_name=self.poison_error_name,
             body_encoding=self.body_encoding,
         )
+
+    @classmethod
+    def from_attributes(cls, source: Any, **overrides: Any) -> MNSReceiveSettings:
+        """The settings a sensor or a trigger holds as attributes of the same names, with
+        ``overrides`` applied."""
+        values = {f.name: getattr(source, f.name) for f in fields(cls)}
+        values.update(overrides)
+        values["token_keys"] = tuple(values["token_keys"])
+        return cls(**values)
+
+    def arguments(self) -> dict[str, Any]:
+        """The settings as keyword arguments (for :class:`~airflow_provider_fnf.triggers.mns.MNSMessageTrigger`)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
     def effective_poison_policy(self) -> str:
@@ -411,6 +425,13 @@ class MNSMessageReceiver:
                 log.info("Reported the task of poison message %s as failed (%s)", mid, s.poison_error_name)
             except ServerlessWorkflowTaskAlreadyCompletedError:
                 log.info("The task of poison message %s was already completed", mid)
+            except ServerlessWorkflowInvalidTaskTokenError:
+                # No flow waits on a token the service rejects: retrying cannot help, so the
+                # message goes on to its policy instead of coming back forever.
+                log.warning(
+                    "Serverless Workflow rejected the task token of poison message %s: no flow to tell",
+                    mid,
+                )
             except FnFProviderError as error:
                 log.warning(
                     "Could not report the task of poison message %s as failed (%s): the message is "

@@ -11,12 +11,18 @@ with the same backlog (Serverless Workflow's message shape, ``{"task_token": ...
     rebuilt from ``serialize()`` for every event (the triggerer restarts it after each one), its
     generator is advanced to its event (batch receive of 16, parse, lease each message) and
     closed.
-``batch receive only``
+``diagnostic: token masking off``
+    the same trigger with the receiver's ``mask_task_token`` call replaced by a no-op, to measure
+    what registering every task token with Airflow's secrets masker costs (the masker recompiles
+    one regex of every secret it holds for each new one, so the cost grows with every token).
+``ceiling: batch receive only``
     ``receive_messages(max_messages=16)`` with no per-message call: what the trigger would cost
     if the queue's own visibility timeout were the lease (the ceiling of the design).
 
-Every message received must be unique and every one must be drained: the benchmark checks both.
-Requests are counted on the emulator's side (its per-request DEBUG record).
+A path still draining after the time budget is stopped; its rate is what it drained in that
+time, with the rates over its first and last 10 events. No message may be received twice, and
+every complete path must drain every message: the benchmark checks both. Requests are counted
+on the emulator's side (its per-request DEBUG record).
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
-"""What the MNS and Serverless Workflow hooks share: credentials from a connection, backoff."""
+"""What the MNS and Serverless Workflow hooks share: lazily read connection settings,
+credentials from a connection, backoff."""
 
 from __future__ import annotations
 
 import random
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from airflow.sdk import BaseHook
 
 from airflow_provider_fnf.exceptions import FnFConfigurationError
 from airflow_provider_fnf.masking import mask_secret
@@ -17,6 +20,47 @@ RETRY_BASE_DELAY_SECONDS = 0.2
 """First backoff delay; it doubles with every attempt (full jitter)."""
 RETRY_MAX_DELAY_SECONDS = 5.0
 """Longest single backoff delay."""
+
+SettingsT = TypeVar("SettingsT")
+
+
+class ConnectionSettingsHook(BaseHook, Generic[SettingsT]):
+    """A hook whose settings (endpoint, credentials...) are read from its connection once, on
+    first use, never in ``__init__``. Subclasses turn a connection into settings in
+    :meth:`_settings_from`; the connection id is the attribute named by ``conn_name_attr``.
+    """
+
+    conn_name_attr: str
+    """Name of the attribute holding the connection id (``mns_conn_id``, ``fnf_conn_id``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._settings: SettingsT | None = None
+        self._settings_lock = threading.Lock()
+
+    def _settings_from(self, conn: Any) -> SettingsT:
+        raise NotImplementedError
+
+    @property
+    def settings(self) -> SettingsT:
+        """The settings, read from the connection once (on first use)."""
+        if self._settings is None:
+            with self._settings_lock:
+                if self._settings is None:
+                    self._settings = self._read_settings()
+        return self._settings
+
+    async def aload_connection(self) -> None:
+        """Read the connection without blocking the event loop; call it first in a trigger, then
+        run the (blocking) hook methods in a thread."""
+        if self._settings is None:
+            settings = self._settings_from(await self.aget_connection(getattr(self, self.conn_name_attr)))
+            with self._settings_lock:
+                if self._settings is None:
+                    self._settings = settings
+
+    def _read_settings(self) -> SettingsT:
+        return self._settings_from(self.get_connection(getattr(self, self.conn_name_attr)))
 
 
 @dataclass(frozen=True)

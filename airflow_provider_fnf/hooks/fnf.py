@@ -18,8 +18,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook
-
 from airflow_provider_fnf.exceptions import (
     FnFConfigurationError,
     ServerlessWorkflowAuthenticationError,
@@ -36,6 +34,7 @@ from airflow_provider_fnf.hooks._common import (
     RETRY_BASE_DELAY_SECONDS,
     RETRY_MAX_DELAY_SECONDS,
     AlibabaCloudCredentials,
+    ConnectionSettingsHook,
     MaskingCredentialsCache,
     backoff_delay,
     credentials_from_connection,
@@ -95,7 +94,7 @@ class _FnFSettings:
     credentials: AlibabaCloudCredentials | None
 
 
-class ServerlessWorkflowHook(BaseHook):
+class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
     """Talk to Serverless Workflow: report task tokens, start and watch executions, manage flows.
 
     Connection (type ``fnf``): login = AccessKey ID, password = AccessKey Secret, extra
@@ -132,31 +131,9 @@ class ServerlessWorkflowHook(BaseHook):
         self.retry_max_delay = RETRY_MAX_DELAY_SECONDS
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._settings: _FnFSettings | None = None
         self._chain: Any = None
 
     # --- connection and clients --------------------------------------------------------
-    @property
-    def settings(self) -> _FnFSettings:
-        """Endpoint, protocol, region and credentials, read from the connection once."""
-        if self._settings is None:
-            with self._lock:
-                if self._settings is None:
-                    self._settings = self._read_settings()
-        return self._settings
-
-    async def aload_connection(self) -> None:
-        """Read the connection without blocking the event loop; call it first in a trigger, then
-        run the (blocking) hook methods in a thread."""
-        if self._settings is None:
-            settings = self._settings_from(await self.aget_connection(self.fnf_conn_id))
-            with self._lock:
-                if self._settings is None:
-                    self._settings = settings
-
-    def _read_settings(self) -> _FnFSettings:
-        return self._settings_from(self.get_connection(self.fnf_conn_id))
-
     def _settings_from(self, conn: Any) -> _FnFSettings:
         extra = dict(conn.extra_dejson or {})
         credentials = credentials_from_connection(self.fnf_conn_id, conn.login, conn.password, extra)

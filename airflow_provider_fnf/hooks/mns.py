@@ -18,8 +18,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args
 
-from airflow.sdk import BaseHook
-
 from airflow_provider_fnf.exceptions import (
     FnFConfigurationError,
     FnFProviderError,
@@ -32,6 +30,7 @@ from airflow_provider_fnf.exceptions import (
 from airflow_provider_fnf.hooks._common import (
     RETRY_BASE_DELAY_SECONDS,
     AlibabaCloudCredentials,
+    ConnectionSettingsHook,
     MaskingCredentialsCache,
     backoff_delay,
     credentials_from_connection,
@@ -166,7 +165,7 @@ class _MNSSettings:
 
 
 # --- the hook ---------------------------------------------------------------------------
-class MNSHook(BaseHook):
+class MNSHook(ConnectionSettingsHook[_MNSSettings]):
     """Talk to Simple Message Queue (MNS) queues.
 
     Connection (type ``mns``): login = AccessKey ID, password = AccessKey Secret, extra
@@ -213,32 +212,9 @@ class MNSHook(BaseHook):
         self.max_attempts = max_attempts
         self.retry_base_delay = RETRY_BASE_DELAY_SECONDS
         self._local = threading.local()
-        self._settings_lock = threading.Lock()
-        self._settings: _MNSSettings | None = None
         self._chain_provider: _MNSChainCredentialsProvider | None = None
 
     # --- connection and clients --------------------------------------------------------
-    @property
-    def settings(self) -> _MNSSettings:
-        """Endpoint and credentials, read from the connection once (on first use)."""
-        if self._settings is None:
-            with self._settings_lock:
-                if self._settings is None:
-                    self._settings = self._read_settings()
-        return self._settings
-
-    async def aload_connection(self) -> None:
-        """Read the connection without blocking the event loop; call it first in a trigger, then
-        run the (blocking) hook methods in a thread."""
-        if self._settings is None:
-            settings = self._settings_from(await self.aget_connection(self.mns_conn_id))
-            with self._settings_lock:
-                if self._settings is None:
-                    self._settings = settings
-
-    def _read_settings(self) -> _MNSSettings:
-        return self._settings_from(self.get_connection(self.mns_conn_id))
-
     def _settings_from(self, conn: Any) -> _MNSSettings:
         extra = conn.extra_dejson or {}
         credentials = credentials_from_connection(self.mns_conn_id, conn.login, conn.password, extra)

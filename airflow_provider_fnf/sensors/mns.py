@@ -138,24 +138,7 @@ class MNSSensor(BaseSensorOperator):
         message_filtering = self.message_filtering
         if callable(message_filtering) and not with_callable_filter:
             message_filtering = None
-        return MNSReceiveSettings(
-            queue_name=self.queue_name,
-            mns_conn_id=self.mns_conn_id,
-            fnf_conn_id=self.fnf_conn_id,
-            max_messages=self.max_messages,
-            lease_seconds=self.lease_seconds,
-            delete_on_receipt=self.delete_on_receipt,
-            token_keys=tuple(self.token_keys),
-            message_filtering=message_filtering,
-            message_filtering_match_values=self.message_filtering_match_values,
-            require_task_token=self.require_task_token,
-            max_receive_count=self.max_receive_count,
-            poison_policy=self.poison_policy,
-            dead_letter_queue_name=self.dead_letter_queue_name,
-            report_poison_failures=self.report_poison_failures,
-            poison_error_name=self.poison_error_name,
-            body_encoding=self.body_encoding,
-        )
+        return MNSReceiveSettings.from_attributes(self, message_filtering=message_filtering)
 
     @cached_property
     def receiver(self) -> MNSMessageReceiver:
@@ -163,30 +146,13 @@ class MNSSensor(BaseSensorOperator):
         return MNSMessageReceiver(self._settings(with_callable_filter=True))
 
     def _trigger(self) -> MNSMessageTrigger:
-        jsonpath = self.message_filtering if isinstance(self.message_filtering, str) else None
-        return MNSMessageTrigger(
-            queue_name=self.queue_name,
-            mns_conn_id=self.mns_conn_id,
-            fnf_conn_id=self.fnf_conn_id,
-            max_messages=self.max_messages,
-            wait_time_seconds=self.wait_time_seconds,
-            lease_seconds=self.lease_seconds,
-            delete_on_receipt=self.delete_on_receipt,
-            token_keys=self.token_keys,
-            message_filtering=jsonpath,
-            message_filtering_match_values=(
-                list(self.message_filtering_match_values)
-                if jsonpath and self.message_filtering_match_values
-                else None
-            ),
-            require_task_token=self.require_task_token,
-            max_receive_count=self.max_receive_count,
-            poison_policy=self.poison_policy,
-            dead_letter_queue_name=self.dead_letter_queue_name,
-            report_poison_failures=self.report_poison_failures,
-            poison_error_name=self.poison_error_name,
-            body_encoding=self.body_encoding,
+        # A callable filter cannot be serialized: it runs here, in execute_complete.
+        arguments = self._settings(with_callable_filter=False).arguments()
+        values = self.message_filtering_match_values
+        arguments["message_filtering_match_values"] = (
+            list(values) if arguments["message_filtering"] and values else None
         )
+        return MNSMessageTrigger(**arguments, wait_time_seconds=self.wait_time_seconds)
 
     def _receive(self, wait_seconds: int, batches: int) -> list[dict[str, Any]]:
         collected: list[dict[str, Any]] = []
@@ -197,18 +163,21 @@ class MNSSensor(BaseSensorOperator):
                 break  # the queue had no more for now
         return collected
 
-    # -- poke mode -----------------------------------------------------------------------------
-    def poke(self, context: Context) -> bool | PokeReturnValue:
-        messages = self._receive(self.wait_time_seconds, self.num_batches)
-        if not messages:
-            self.log.info("No task message on MNS queue %s yet", self.queue_name)
-            return False
+    def _log_received(self, messages: list[dict[str, Any]]) -> None:
         self.log.info(
             "Got %d task message(s) from MNS queue %s: %s",
             len(messages),
             self.queue_name,
             ", ".join(m["message_id"] for m in messages),
         )
+
+    # -- poke mode -----------------------------------------------------------------------------
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        messages = self._receive(self.wait_time_seconds, self.num_batches)
+        if not messages:
+            self.log.info("No task message on MNS queue %s yet", self.queue_name)
+            return False
+        self._log_received(messages)
         return PokeReturnValue(is_done=True, xcom_value=messages)
 
     # -- deferrable mode -------------------------------------------------------------------------
@@ -258,10 +227,5 @@ class MNSSensor(BaseSensorOperator):
                 "Every message received from MNS queue %s was filtered out; waiting again", self.queue_name
             )
             self._defer()
-        self.log.info(
-            "Got %d task message(s) from MNS queue %s: %s",
-            len(messages),
-            self.queue_name,
-            ", ".join(m["message_id"] for m in messages),
-        )
+        self._log_received(messages)
         return messages

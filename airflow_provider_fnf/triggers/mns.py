@@ -177,24 +177,7 @@ class MNSMessageTrigger(BaseEventTrigger):
         )
 
     def receive_settings(self) -> MNSReceiveSettings:
-        return MNSReceiveSettings(
-            queue_name=self.queue_name,
-            mns_conn_id=self.mns_conn_id,
-            fnf_conn_id=self.fnf_conn_id,
-            max_messages=self.max_messages,
-            lease_seconds=self.lease_seconds,
-            delete_on_receipt=self.delete_on_receipt,
-            token_keys=tuple(self.token_keys),
-            message_filtering=self.message_filtering,
-            message_filtering_match_values=self.message_filtering_match_values,
-            require_task_token=self.require_task_token,
-            max_receive_count=self.max_receive_count,
-            poison_policy=self.poison_policy,
-            dead_letter_queue_name=self.dead_letter_queue_name,
-            report_poison_failures=self.report_poison_failures,
-            poison_error_name=self.poison_error_name,
-            body_encoding=self.body_encoding,
-        )
+        return MNSReceiveSettings.from_attributes(self)
 
     def _make_receiver(self) -> MNSMessageReceiver:
         """Built inside the trigger's own thread, so its hooks and SDK clients live there."""

@@ -361,6 +361,9 @@ class LocalStack:
     :param work_dir: where ``AIRFLOW_HOME``, the emulator's data and all logs go; a new temporary
         directory (removed by :meth:`stop`) when not given.
     :param dags_folder: the DAGs Airflow runs; ``dags_examples/`` by default.
+    :param extra_dags_folders: more folders of DAGs to run alongside (test-only DAGs, say).
+        Airflow reads a single folder: the stack then gives it ``<work_dir>/dags``, which links to
+        ``dags_folder`` and to each of these.
     :param echo: where progress lines go (``print`` by default).
     :param airflow_timeout: seconds to wait for Airflow to report every component healthy.
     :param extra_env: more environment for Airflow (``AIRFLOW__SECTION__KEY`` settings...).
@@ -374,6 +377,7 @@ class LocalStack:
         work_dir: str | Path | None = None,
         *,
         dags_folder: str | Path = DAGS_FOLDER,
+        extra_dags_folders: Iterable[str | Path] = (),
         echo: Echo = _default_echo,
         airflow_timeout: float = 300.0,
         emulator_timeout: float = 60.0,
@@ -383,6 +387,7 @@ class LocalStack:
         self._own_work_dir = work_dir is None
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="fnf-local-stack-")).resolve()
         self.dags_folder = Path(dags_folder).resolve()
+        self.extra_dags_folders = [Path(folder).resolve() for folder in extra_dags_folders]
         self.echo = echo
         self.airflow_timeout = airflow_timeout
         self.emulator_timeout = emulator_timeout
@@ -399,6 +404,11 @@ class LocalStack:
     @property
     def airflow_home(self) -> Path:
         return self.work_dir / "airflow-home"
+
+    @property
+    def airflow_dags_folder(self) -> Path:
+        """The folder Airflow reads: ``dags_folder``, or a folder linking to it and the extra ones."""
+        return self.work_dir / "dags" if self.extra_dags_folders else self.dags_folder
 
     @property
     def airflow_url(self) -> str:
@@ -591,7 +601,7 @@ class LocalStack:
         env.update(
             {
                 "AIRFLOW_HOME": str(self.airflow_home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.airflow_dags_folder),
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
@@ -616,8 +626,21 @@ class LocalStack:
         env.update(self.extra_env)
         return env
 
+    def _link_dags_folders(self) -> None:
+        """Fill ``airflow_dags_folder`` with one link per DAG folder (Airflow follows links)."""
+        folder = self.airflow_dags_folder
+        folder.mkdir(exist_ok=True)
+        for entry in folder.iterdir():  # links of an earlier start in this work directory
+            entry.unlink()
+        for index, source in enumerate((self.dags_folder, *self.extra_dags_folders)):
+            if not source.is_dir():
+                raise StackError(f"DAG folder {source} does not exist")
+            (folder / f"{index}-{source.name}").symlink_to(source, target_is_directory=True)
+
     def _start_airflow(self) -> None:
         self.airflow_home.mkdir(parents=True, exist_ok=True)
+        if self.extra_dags_folders:
+            self._link_dags_folders()
         self.airflow_port = free_port()
         self.echo(
             f"Starting Airflow (airflow standalone, AIRFLOW_HOME={self.airflow_home}, port {self.airflow_port})"

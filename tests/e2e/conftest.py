@@ -7,6 +7,9 @@ uses its own executions (and its own flows where it changes them) and checks wha
 see: the execution's status, path and output, the Airflow runs, the queue left empty. The stack
 is stopped at the end of the session, also when a test fails or times out; a reaper process
 stops it if pytest itself is killed.
+
+Test-only DAGs (load, lease expiry, poison messages) live in ``tests/e2e/dags/``, each on queues
+of its own; the stack runs them alongside the examples (``extra_dags_folders``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ import pytest
 
 from dags_examples.local_stack.demo import EXAMPLE_QUEUES, path_of, steps_of
 from dags_examples.local_stack.stack import DAGS_FOLDER, LocalStack, session_members
+from tests.e2e.dags import e2e_lease, e2e_load, e2e_poison
 
 FLOWS = DAGS_FOLDER / "flows"
+TEST_DAGS_FOLDER = Path(__file__).resolve().parent / "dags"
+TEST_DAG_MODULES = (e2e_load, e2e_lease, e2e_poison)
 EXAMPLE_DAGS = (
     "fnf_demo_dispatcher",
     "fnf_reference_worker",
@@ -32,6 +38,7 @@ EXAMPLE_DAGS = (
     "fnf_watcher_worker",
     "fnf_start_flow_and_wait",
 )
+TEST_DAGS = tuple(dag_id for module in TEST_DAG_MODULES for dag_id in module.DAG_IDS)
 STACK_TIMEOUT = 420
 """pytest-timeout limit of an e2e test: the first one also starts the stack (30-150 s here)."""
 FINAL = ("Succeeded", "Failed", "TimedOut", "Stopped")
@@ -43,19 +50,19 @@ def _echo(line: str) -> None:
 
 def _create_queues(stack: LocalStack) -> None:
     mns = stack.mns_hook()
-    for queue in EXAMPLE_QUEUES:
+    for queue in (*EXAMPLE_QUEUES, *(q for module in TEST_DAG_MODULES for q in module.QUEUES)):
         mns.create_queue(queue)
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     work_dir = tmp_path_factory.mktemp("local-stack")
-    local = LocalStack(work_dir, echo=_echo, prepare=_create_queues)
+    local = LocalStack(work_dir, extra_dags_folders=[TEST_DAGS_FOLDER], echo=_echo, prepare=_create_queues)
     sessions: list[int] = []
     try:
         local.start()
         sessions = [p.pid for p in (local.emulator_process, local.airflow_process) if p is not None]
-        local.api.wait_for_dags(EXAMPLE_DAGS, echo=_echo)
+        local.api.wait_for_dags((*EXAMPLE_DAGS, *TEST_DAGS), echo=_echo)
         yield local
     finally:
         local.stop()

@@ -20,7 +20,6 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,11 +30,10 @@ from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
 from airflow_provider_fnf.hooks.mns import MNSHook
 from airflow_provider_fnf.limits import MNS_MAX_BATCH_SIZE, MNS_MAX_MESSAGE_SIZE
 from airflow_provider_fnf.triggers.mns import MNSMessageTrigger
+from tests.support import callback_flow_definition, set_emulator_connections
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-ACCESS_KEY_ID = "emulator-access-key-id"
-ACCESS_KEY_SECRET = "emulator-access-key-secret"
 MNS_CONN_ID = "mns_sweep"
 FNF_CONN_ID = "fnf_sweep"
 JINJA = "{{ var.value.secret }}"
@@ -45,48 +43,13 @@ CONTROL_RAW = "tab\there, nel \u0085, del \u007f, ls \u2028, bom \ufeff, not JSO
 """A raw body with the control characters an XML message body can carry (MNS speaks XML: NUL and
 most C0 characters cannot be sent at all, and a carriage return arrives as a line feed)."""
 
-FLOW = """
-version: v1
-type: flow
-steps:
-  - type: task
-    name: Work
-    resourceArn: acs:mns:::/queues/{queue}/messages
-    pattern: waitForCallback
-    inputMappings:
-      - target: task_token
-        source: $context.task.token
-      - target: key
-        source: $input.key
-    serviceParams:
-      MessageBody: $
-      Priority: 1
-"""
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(access_keys={ACCESS_KEY_ID: ACCESS_KEY_SECRET}) as running:
-        yield running
+FLOW = callback_flow_definition("{queue}")
+"""Template (``.format(queue=...)``) of a flow whose task step sends ``{task_token, key}``."""
 
 
 @pytest.fixture
 def hooks(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> tuple[MNSHook, ServerlessWorkflowHook]:
-    credentials = {"login": ACCESS_KEY_ID, "password": ACCESS_KEY_SECRET}
-    monkeypatch.setenv(
-        f"AIRFLOW_CONN_{MNS_CONN_ID.upper()}",
-        json.dumps({"conn_type": "mns", **credentials, "extra": {"endpoint": emulator.mns_endpoint}}),
-    )
-    monkeypatch.setenv(
-        f"AIRFLOW_CONN_{FNF_CONN_ID.upper()}",
-        json.dumps(
-            {
-                "conn_type": "fnf",
-                **credentials,
-                "extra": {"endpoint": emulator.fnf_endpoint, "region": "cn-hangzhou"},
-            }
-        ),
-    )
+    set_emulator_connections(monkeypatch, emulator, mns_conn_id=MNS_CONN_ID, fnf_conn_id=FNF_CONN_ID)
     return MNSHook(MNS_CONN_ID), ServerlessWorkflowHook(FNF_CONN_ID)
 
 

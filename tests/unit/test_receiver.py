@@ -18,6 +18,7 @@ from airflow_provider_fnf.exceptions import (
     MNSQueueNotFoundError,
     MNSReceiptHandleError,
     ServerlessWorkflowError,
+    ServerlessWorkflowInvalidTaskTokenError,
     ServerlessWorkflowTaskAlreadyCompletedError,
 )
 from airflow_provider_fnf.hooks.mns import MNSMessage
@@ -202,12 +203,17 @@ def test_poison_reporting_can_be_turned_off_and_renamed():
     assert fnf.reported[0][1] == "Worker.Poison"
 
 
-def test_already_completed_task_still_applies_the_policy():
+@pytest.mark.parametrize(
+    "report_error",
+    [ServerlessWorkflowTaskAlreadyCompletedError("done"), ServerlessWorkflowInvalidTaskTokenError("forged")],
+    ids=["already-completed", "token-rejected"],
+)
+def test_a_settled_or_rejected_token_still_applies_the_policy(report_error):
     r, mns, _ = receiver(
         [msg(GOOD, dequeue_count=3)],
         max_receive_count=1,
         poison_policy="delete",
-        fnf_fail=ServerlessWorkflowTaskAlreadyCompletedError("done"),
+        fnf_fail=report_error,
     )
     r.receive_batch(0)
     assert ("delete", "tasks", "h-1") in mns.calls

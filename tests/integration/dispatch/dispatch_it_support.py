@@ -1,48 +1,22 @@
-"""Constants and helpers for the dispatch integration tests (imported by conftest and tests)."""
+"""Constants and helpers for the dispatch integration tests (imported by conftest and tests);
+what all suites share is in :mod:`tests.support`."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
 from airflow_provider_fnf.hooks.mns import MNSHook
+from tests.support import callback_flow_definition
 
-ACCESS_KEY_ID = "emulator-access-key-id"
-ACCESS_KEY_SECRET = "emulator-access-key-secret"
 MNS_CONN_ID = "mns_dispatch_it"
 FNF_CONN_ID = "fnf_dispatch_it"
 
-WAITING_FLOW = """
-version: v1
-type: flow
-steps:
-  - type: task
-    name: Work
-    resourceArn: acs:mns:::/queues/{queue}/messages
-    pattern: waitForCallback
-    inputMappings:
-      - target: task_token
-        source: $context.task.token
-      - target: kind
-        source: $input.kind
-    serviceParams:
-      MessageBody: $
-      Priority: 1
-"""
-
-
-def admin(endpoint: str, method: str, path: str, payload: Any = None) -> Any:
-    data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(
-        f"{endpoint}/_emulator/{path}", data=data, method=method, headers={"content-type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"null")
+WAITING_FLOW = callback_flow_definition("{queue}", input_key="kind")
+"""Template (``.format(queue=...)``) of a flow whose task step sends ``{task_token, kind}``."""
 
 
 @dataclass

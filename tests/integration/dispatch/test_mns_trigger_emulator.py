@@ -8,9 +8,10 @@ import importlib
 import json
 
 import pytest
-from dispatch_it_support import FNF_CONN_ID, MNS_CONN_ID, admin
+from dispatch_it_support import FNF_CONN_ID, MNS_CONN_ID
 
 from airflow_provider_fnf.triggers.mns import MNSMessageTrigger
+from tests.support import admin
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

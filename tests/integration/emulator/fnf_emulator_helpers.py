@@ -10,27 +10,11 @@ from alibabacloud_fnf20190315 import models as fnf_models
 from alibabacloud_fnf20190315.client import Client
 from alibabacloud_tea_openapi.models import Config
 from mns.account import Account
-from mns.queue import Queue, QueueMeta
+from mns.queue import Queue
+from mns_emulator_helpers import make_queue
 
 from airflow_provider_fnf.emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 from airflow_provider_fnf.emulator.server import Emulator
-
-REFERENCE_FLOW = """version: v1
-type: flow
-steps:
-  - type: task
-    name: Task_1
-    resourceArn: acs:mns:::/queues/fnf-demo/messages
-    pattern: waitForCallback
-    inputMappings:
-      - target: task_token
-        source: $context.task.token
-      - target: key
-        source: value
-    serviceParams:
-      MessageBody: $
-      Priority: 1
-"""
 
 
 def fnf_client(
@@ -50,11 +34,8 @@ def fnf_client(
 
 
 def mns_queue(emulator: Emulator, name: str) -> Queue:
-    account = Account(emulator.mns_endpoint, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET)
-    queue = account.get_queue(name)
-    queue.set_encoding(False)
-    queue.create(QueueMeta())
-    return queue
+    """Create queue ``name`` (raw bodies) on the emulator through the MNS SDK."""
+    return make_queue(Account(emulator.mns_endpoint, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET), name)
 
 
 @dataclass

@@ -4,35 +4,29 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alibabacloud_fnf20190315 import models as fnf_models
 from alibabacloud_tea_openapi.exceptions import ClientException
-from fnf_emulator_helpers import REFERENCE_FLOW, FnF, fnf_client, mns_queue
+from fnf_emulator_helpers import FnF, fnf_client, mns_queue
 from mns.mns_exception import MNSServerException
 from mns.queue import Queue
 
 from airflow_provider_fnf.emulator.server import Emulator
+from tests.support import REFERENCE_FLOW
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
 @pytest.fixture
-def stack() -> Iterator[Emulator]:
-    with Emulator() as running:
-        yield running
+def fnf(emulator: Emulator) -> FnF:
+    return FnF(fnf_client(emulator.fnf_endpoint))
 
 
 @pytest.fixture
-def fnf(stack: Emulator) -> FnF:
-    return FnF(fnf_client(stack.fnf_endpoint))
-
-
-@pytest.fixture
-def demo_queue(stack: Emulator) -> Queue:
-    return mns_queue(stack, "fnf-demo")
+def demo_queue(emulator: Emulator) -> Queue:
+    return mns_queue(emulator, "fnf-demo")
 
 
 def callback_flow(extra: str = "", after: str = "") -> str:
@@ -261,8 +255,8 @@ def test_same_execution_name_running_returns_it_and_finished_is_rejected(fnf: Fn
     ("key_id", "secret", "code"),
     [("emulator-access-key-id", "wrong", "SignatureNotMatch"), ("who", "x", "InvalidAccessKeyID")],
 )
-def test_bad_credentials_are_rejected(stack: Emulator, key_id: str, secret: str, code: str) -> None:
-    client = fnf_client(stack.fnf_endpoint, key_id, secret)
+def test_bad_credentials_are_rejected(emulator: Emulator, key_id: str, secret: str, code: str) -> None:
+    client = fnf_client(emulator.fnf_endpoint, key_id, secret)
     with pytest.raises(ClientException) as info:
         client.list_flows(fnf_models.ListFlowsRequest(limit=10))
     assert (info.value.code, info.value.status_code) == (code, 403)
@@ -361,7 +355,7 @@ def test_list_executions_filters_and_pages(fnf: FnF) -> None:
 
 
 def test_injected_fault_answers_in_the_service_wire_format(
-    stack: Emulator, fnf: FnF, demo_queue: Queue
+    emulator: Emulator, fnf: FnF, demo_queue: Queue
 ) -> None:
     import urllib.request
 
@@ -376,7 +370,7 @@ def test_injected_fault_answers_in_the_service_wire_format(
         "times": 1,
     }
     request = urllib.request.Request(
-        stack.fnf_endpoint + "/_emulator/faults", data=json.dumps(rule).encode(), method="POST"
+        emulator.fnf_endpoint + "/_emulator/faults", data=json.dumps(rule).encode(), method="POST"
     )
     urllib.request.urlopen(request).read()
     with pytest.raises(ClientException) as info:

@@ -1,23 +1,22 @@
-"""The local emulator, in this process, and connections pointing at it (AIRFLOW_CONN_* variables)."""
+"""The local emulator, in this process, accepting STS credentials too, and connections pointing at
+it (AIRFLOW_CONN_* variables)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from hooks_it_support import (
-    ACCESS_KEY_ID,
-    ACCESS_KEY_SECRET,
-    FNF_CONN_ID,
-    MNS_CONN_ID,
-    STS_ACCESS_KEY_ID,
-    STS_ACCESS_KEY_SECRET,
-    STS_TOKEN,
-    admin,
-    set_connection,
-)
+from hooks_it_support import FNF_CONN_ID, MNS_CONN_ID, STS_ACCESS_KEY_ID, STS_ACCESS_KEY_SECRET, STS_TOKEN
 
 from airflow_provider_fnf.emulator.server import Emulator
+from tests.support import (
+    ACCESS_KEY_ID,
+    ACCESS_KEY_SECRET,
+    admin,
+    fnf_connection,
+    mns_connection,
+    set_connection,
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,23 +38,9 @@ def emu(emulator: Emulator) -> Iterator[Emulator]:
 
 @pytest.fixture
 def mns_conn_id(monkeypatch: pytest.MonkeyPatch, emu: Emulator) -> str:
-    return set_connection(
-        monkeypatch,
-        MNS_CONN_ID,
-        conn_type="mns",
-        login=ACCESS_KEY_ID,
-        password=ACCESS_KEY_SECRET,
-        extra={"endpoint": emu.mns_endpoint},
-    )
+    return set_connection(monkeypatch, MNS_CONN_ID, **mns_connection(emu.mns_endpoint))
 
 
 @pytest.fixture
 def fnf_conn_id(monkeypatch: pytest.MonkeyPatch, emu: Emulator) -> str:
-    return set_connection(
-        monkeypatch,
-        FNF_CONN_ID,
-        conn_type="fnf",
-        login=ACCESS_KEY_ID,
-        password=ACCESS_KEY_SECRET,
-        extra={"endpoint": emu.fnf_endpoint, "region": "cn-hangzhou"},
-    )
+    return set_connection(monkeypatch, FNF_CONN_ID, **fnf_connection(emu.fnf_endpoint))

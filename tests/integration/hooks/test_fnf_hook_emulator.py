@@ -13,16 +13,7 @@ import time
 from urllib.parse import quote, quote_plus
 
 import pytest
-from hooks_it_support import (
-    ACCESS_KEY_ID,
-    STS_ACCESS_KEY_ID,
-    STS_ACCESS_KEY_SECRET,
-    STS_TOKEN,
-    add_fault,
-    admin,
-    closed_port,
-    set_connection,
-)
+from hooks_it_support import STS_ACCESS_KEY_ID, STS_ACCESS_KEY_SECRET, STS_TOKEN
 
 from airflow_provider_fnf.exceptions import (
     ServerlessWorkflowAuthenticationError,
@@ -38,28 +29,20 @@ from airflow_provider_fnf.exceptions import (
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
 from airflow_provider_fnf.hooks.mns import MNSHook
 from airflow_provider_fnf.limits import FNF_MAX_CAUSE_CHARS, FNF_MAX_OUTPUT_BYTES
+from tests.support import (
+    ACCESS_KEY_ID,
+    add_fault,
+    admin,
+    callback_flow_definition,
+    closed_port,
+    set_connection,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 QUEUE = "fnf-callbacks"
 FLOW = "hooks-callback-flow"
-DEFINITION = f"""\
-version: v1
-type: flow
-steps:
-  - type: task
-    name: WaitForAirflow
-    resourceArn: acs:mns:::/queues/{QUEUE}/messages
-    pattern: waitForCallback
-    inputMappings:
-      - target: task_token
-        source: $context.task.token
-      - target: key
-        source: $input.key
-    serviceParams:
-      MessageBody: $
-      Priority: 1
-"""
+DEFINITION = callback_flow_definition(QUEUE, step="WaitForAirflow")
 
 
 @pytest.fixture

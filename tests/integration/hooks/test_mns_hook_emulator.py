@@ -7,17 +7,7 @@ import json
 import threading
 
 import pytest
-from hooks_it_support import (
-    ACCESS_KEY_ID,
-    ACCESS_KEY_SECRET,
-    STS_ACCESS_KEY_ID,
-    STS_ACCESS_KEY_SECRET,
-    STS_TOKEN,
-    add_fault,
-    admin,
-    closed_port,
-    set_connection,
-)
+from hooks_it_support import STS_ACCESS_KEY_ID, STS_ACCESS_KEY_SECRET, STS_TOKEN
 
 from airflow_provider_fnf.exceptions import (
     MNSAuthenticationError,
@@ -27,6 +17,14 @@ from airflow_provider_fnf.exceptions import (
     MNSReceiptHandleError,
 )
 from airflow_provider_fnf.hooks.mns import MNSHook, MNSMessage
+from tests.support import (
+    ACCESS_KEY_ID,
+    ACCESS_KEY_SECRET,
+    add_fault,
+    admin,
+    closed_port,
+    set_connection,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

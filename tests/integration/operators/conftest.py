@@ -1,12 +1,11 @@
-"""Fixtures for the operator tests: the in-process emulator of both services, the ``mns_default``
-and ``fnf_default`` connections pointing at it, and a flow whose step waits for our callback."""
+"""Fixtures for the operator tests: the ``mns_default`` and ``fnf_default`` connections pointing at
+the in-process emulator (``emulator``, from tests/conftest.py), and a flow whose step waits for our
+callback."""
 
 from __future__ import annotations
 
 import json
-import urllib.request
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -18,26 +17,10 @@ from airflow_provider_fnf.emulator.server import Emulator
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
 from airflow_provider_fnf.hooks.mns import MNSHook
 from airflow_provider_fnf.messages import parse_message
+from tests.support import admin, set_emulator_connections
+from tests.support import callback_flow_definition as waiting_flow_definition
 
-ACCESS_KEY_ID = "emulator-access-key-id"
-ACCESS_KEY_SECRET = "emulator-access-key-secret"
-
-CALLBACK_FLOW = """
-version: v1
-type: flow
-steps:
-  - type: task
-    name: Work
-    resourceArn: acs:mns:::/queues/{queue}/messages
-    pattern: waitForCallback
-    inputMappings:
-      - target: task_token
-        source: $context.task.token
-      - target: order
-        source: $input.order
-    serviceParams:
-      MessageBody: $
-      Priority: 1
+CALLBACK_FLOW = waiting_flow_definition("{queue}", input_key="order") + """\
     catch:
       - errors: [Airflow.TaskFailed]
         goto: Caught
@@ -48,48 +31,14 @@ steps:
     name: Caught
 """
 """A flow whose only task waits for Airflow; a reported ``Airflow.TaskFailed`` is caught (the
-execution then goes through ``Caught`` and succeeds), any other error fails the execution."""
-
-
-def connection_env(emulator: Emulator) -> dict[str, str]:
-    """AIRFLOW_CONN_* variables for the emulator (``fnf_default`` also says a region)."""
-    credentials = {"login": ACCESS_KEY_ID, "password": ACCESS_KEY_SECRET}
-    return {
-        "AIRFLOW_CONN_MNS_DEFAULT": json.dumps(
-            {"conn_type": "mns", **credentials, "extra": {"endpoint": emulator.mns_endpoint}}
-        ),
-        "AIRFLOW_CONN_FNF_DEFAULT": json.dumps(
-            {
-                "conn_type": "fnf",
-                **credentials,
-                "extra": {"endpoint": emulator.fnf_endpoint, "region": "cn-hangzhou"},
-            }
-        ),
-    }
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(host="127.0.0.1", mns_port=0, fnf_port=0) as running:
-        yield running
+execution then goes through ``Caught`` and succeeds), any other error fails the execution.
+A template: ``.format(queue=...)``."""
 
 
 @pytest.fixture
 def connections(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = connection_env(emulator)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
-
-
-def admin(endpoint: str, method: str, path: str, payload: Any = None) -> Any:
-    """Call the emulator's admin API (faults, reset)."""
-    data = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(
-        f"{endpoint}/_emulator/{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"null")
+    """``mns_default`` and ``fnf_default`` point at the module's emulator."""
+    return set_emulator_connections(monkeypatch, emulator)
 
 
 @dataclass
@@ -197,9 +146,3 @@ def make_context():
 def callback_flow_definition() -> str:
     """The FDL of :data:`CALLBACK_FLOW`, with a ``{queue}`` placeholder."""
     return CALLBACK_FLOW
-
-
-@pytest.fixture(scope="session")
-def emulator_connection_env():
-    """``emulator_connection_env(emulator)``: the AIRFLOW_CONN_* variables for an emulator."""
-    return connection_env

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_fnf.emulator.server import Emulator
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
 from airflow_provider_fnf.hooks.mns import MNSHook
 from airflow_provider_fnf.messages import parse_message
+from tests.support import set_emulator_connections
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -39,11 +39,9 @@ SCENARIOS = {
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, callback_flow_definition, emulator_connection_env):
-    with Emulator(host="127.0.0.1", mns_port=0, fnf_port=0) as emulator, pytest.MonkeyPatch.context() as mp:
-        env = emulator_connection_env(emulator)
-        for name, value in env.items():
-            mp.setenv(name, value)
+def runs(tmp_path_factory, emulator, callback_flow_definition):
+    with pytest.MonkeyPatch.context() as mp:
+        env = set_emulator_connections(mp, emulator)
         suffix = uuid.uuid4().hex[:8]
         queue_name, flow_name = f"work-{suffix}", f"orders-{suffix}"
         mns, fnf = MNSHook(), ServerlessWorkflowHook()

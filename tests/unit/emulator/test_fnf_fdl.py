@@ -7,28 +7,11 @@ import textwrap
 import pytest
 
 from airflow_provider_fnf.emulator.fnf.fdl import FDLError, parse_flow
-
-REFERENCE = """
-version: v1
-type: flow
-steps:
-  - type: task
-    name: Task_1
-    resourceArn: acs:mns:::/queues/fnf-demo/messages
-    pattern: waitForCallback
-    inputMappings:
-      - target: task_token
-        source: $context.task.token
-      - target: key
-        source: value
-    serviceParams:
-      MessageBody: $
-      Priority: 1
-"""
+from tests.support import REFERENCE_FLOW
 
 
 def test_reference_flow_parses() -> None:
-    flow = parse_flow(REFERENCE)
+    flow = parse_flow(REFERENCE_FLOW)
     (step,) = flow.steps.values()
     assert (step.name, step.type, step.queue_name, step.pattern) == (
         "Task_1",

@@ -1,0 +1,51 @@
+"""Test-only DAGs (not examples) for ``tests/e2e/test_e2e_load_and_redelivery.py``: a run that
+outlives its message's processing lease (the scenario of ``bench/lease_expiry.py``).
+
+The watcher on ``e2e-lease`` leases each message for only 5 s while the worker takes 15 s, so
+the message is delivered again while its run works. Each delivery reaches the dispatcher, which
+must find the run by its id and start nothing; once the worker reported (its own delete fails:
+the receipt handle changed with the redeliveries), the next delivery finds the run succeeded and
+deletes the message.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pendulum
+from airflow.sdk import DAG, Asset, AssetWatcher, task
+
+from airflow_provider_fnf.operators.dispatch import MNSDispatchMessagesOperator
+from airflow_provider_fnf.operators.fnf import ServerlessWorkflowReportTaskOperator
+from airflow_provider_fnf.triggers.mns import MNSMessageTrigger
+
+QUEUE = "e2e-lease"
+QUEUES = (QUEUE,)
+LISTENER_DAG_ID = "e2e_lease_listener"
+WORKER_DAG_ID = "e2e_lease_worker"
+DAG_IDS = (LISTENER_DAG_ID, WORKER_DAG_ID)
+LEASE_SECONDS = 5
+WORK_SECONDS = 15
+START = pendulum.datetime(2024, 1, 1, tz="UTC")
+
+lease_queue = Asset(
+    "e2e_lease_queue",
+    watchers=[
+        AssetWatcher(
+            name="e2e_lease_watcher",
+            trigger=MNSMessageTrigger(queue_name=QUEUE, lease_seconds=LEASE_SECONDS, wait_time_seconds=2),
+        )
+    ],
+)
+
+with DAG(dag_id=LISTENER_DAG_ID, schedule=[lease_queue], start_date=START, catchup=False):
+    MNSDispatchMessagesOperator(task_id="dispatch", trigger_dag_id=WORKER_DAG_ID)
+
+with DAG(dag_id=WORKER_DAG_ID, schedule=None, start_date=START, catchup=False):
+
+    @task
+    def slow_work() -> dict[str, int]:
+        time.sleep(WORK_SECONDS)
+        return {"slept": WORK_SECONDS}
+
+    ServerlessWorkflowReportTaskOperator(task_id="report", output=slow_work())
