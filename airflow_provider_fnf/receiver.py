@@ -22,6 +22,7 @@ thread).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, cast
@@ -36,7 +37,7 @@ from airflow_provider_fnf.exceptions import (
     ServerlessWorkflowInvalidTaskTokenError,
     ServerlessWorkflowTaskAlreadyCompletedError,
 )
-from airflow_provider_fnf.masking import mask_task_token
+from airflow_provider_fnf.masking import mask_task_token_by_shape
 from airflow_provider_fnf.messages import (
     DEFAULT_TOKEN_KEYS,
     message_matches,
@@ -58,6 +59,22 @@ POISON_ERROR_NAME = "Airflow.PoisonMessage"
 """The error reported to Serverless Workflow for an unusable message whose token could be read."""
 POISON_POLICIES = ("dead_letter", "delete", "leave")
 BODY_ENCODINGS = ("raw", "base64", "auto")
+
+
+LEASE_MATCH_TOLERANCE_SECONDS = 2.0
+"""How far a received message's visibility may be from ``lease_seconds`` and still count as the
+lease (time spent in flight, clock differences); outside it the lease is set explicitly."""
+
+
+def _receive_was_the_lease(raw: Any, lease_seconds: int) -> bool:
+    """True when the receive made the message invisible for about ``lease_seconds`` already."""
+    next_visible = (
+        raw.get("next_visible_time") if isinstance(raw, Mapping) else getattr(raw, "next_visible_time", None)
+    )
+    if not isinstance(next_visible, int) or next_visible <= 0:
+        return False
+    remaining = next_visible / 1000 - time.time()
+    return abs(remaining - lease_seconds) <= LEASE_MATCH_TOLERANCE_SECONDS
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -316,7 +333,7 @@ class MNSMessageReceiver:
         message = parse_message(
             raw, queue_name=s.queue_name, mns_conn_id=s.mns_conn_id, token_keys=s.token_keys
         )
-        mask_task_token(message["task_token"])
+        mask_task_token_by_shape(message["task_token"])
         mid = message["message_id"]
         reason = poison_reason(
             message,
@@ -352,6 +369,12 @@ class MNSMessageReceiver:
                 return
             log.info("Deleted message %s from MNS queue %s on receipt (delete_on_receipt)", mid, s.queue_name)
             message["receipt_handle"] = None
+            result.messages.append(message)
+            return
+        if _receive_was_the_lease(raw, s.lease_seconds):
+            # The queue's own VisibilityTimeout equals the lease: the receive already leased it,
+            # so the ChangeMessageVisibility call (one per message, MNS has no batch form) is saved.
+            log.debug("Message %s on MNS queue %s is leased by its receive", mid, s.queue_name)
             result.messages.append(message)
             return
         try:
@@ -417,7 +440,7 @@ class MNSMessageReceiver:
             policy,
         )
         token = message.get("task_token") or salvage_task_token(message.get("raw_body", ""), s.token_keys)
-        mask_task_token(token)
+        mask_task_token_by_shape(token)
         if token and s.report_poison_failures:
             cause = f"Airflow could not use message {mid} from MNS queue {s.queue_name}: {reason}."
             try:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,9 +72,11 @@ class EmulatorProcess:
         default_factory=lambda: Path(tempfile.mkstemp(prefix="bench-emulator-", suffix=".log")[1])
     )
     _popen: subprocess.Popen[bytes] | None = None
+    _ready_dir: Path | None = None
 
     def start(self, timeout: float = 30.0) -> EmulatorProcess:
-        ready = Path(tempfile.mkdtemp(prefix="bench-emulator-")) / "ready.json"
+        self._ready_dir = Path(tempfile.mkdtemp(prefix="bench-emulator-"))
+        ready = self._ready_dir / "ready.json"
         argv = [
             sys.executable,
             "-m",
@@ -136,6 +139,8 @@ class EmulatorProcess:
                 self._popen.wait()
         with contextlib.suppress(OSError):
             self.log_path.unlink()
+        if self._ready_dir is not None:
+            shutil.rmtree(self._ready_dir, ignore_errors=True)
 
     def __enter__(self) -> EmulatorProcess:
         return self.start()

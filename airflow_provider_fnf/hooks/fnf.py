@@ -78,6 +78,9 @@ _AUTH_CODES = frozenset(
         "Forbidden.RAM",
     }
 )
+DEFAULT_THROTTLE_RETRY_SECONDS = 120.0
+"""How long a throttled call keeps retrying: 100 reports queued behind the ReportTask* quota
+(10 burst, 2 per second) are through in about 45 s."""
 _THROTTLE_CODES = frozenset({"ResourceThrottled", "Throttling", "Throttling.User", "Throttling.Api"})
 _RETRYABLE_CODES = _THROTTLE_CODES | {"TaskInvalidState", "InternalServerError", "ServiceUnavailable"}
 _INVALID_TOKEN_CODES = frozenset({"InvalidArgument", "InvalidTaskToken", "InvalidParameter.TaskToken"})
@@ -106,8 +109,12 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
     Returned dicts keep the API's PascalCase keys (``Status``, ``Output``, ``StartedTime``...).
 
     :param fnf_conn_id: the ``fnf`` connection to use.
-    :param max_attempts: attempts per call on throttling (429), server errors (5xx),
-        ``TaskInvalidState`` (409) and network errors, with exponential backoff and jitter.
+    :param max_attempts: attempts per call on server errors (5xx), ``TaskInvalidState`` (409),
+        network errors and throttling (429), with exponential backoff and jitter.
+    :param throttle_retry_seconds: a throttled call (429 ResourceThrottled) keeps retrying past
+        ``max_attempts`` until this many seconds have passed since its first attempt. The
+        published quota for ReportTask* is a burst of 10 then 2 per second per account, so many
+        runs reporting at once must wait their turn rather than fail.
     """
 
     conn_name_attr = "fnf_conn_id"
@@ -119,7 +126,13 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
     """Read timeout of a call; a long-polling DescribeExecution adds its wait to it."""
     connect_timeout_seconds: float = 5.0
 
-    def __init__(self, fnf_conn_id: str = default_conn_name, *, max_attempts: int = 5) -> None:
+    def __init__(
+        self,
+        fnf_conn_id: str = default_conn_name,
+        *,
+        max_attempts: int = 5,
+        throttle_retry_seconds: float = DEFAULT_THROTTLE_RETRY_SECONDS,
+    ) -> None:
         super().__init__()
         if max_attempts < 1:
             raise FnFConfigurationError(
@@ -127,6 +140,7 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
             )
         self.fnf_conn_id = fnf_conn_id
         self.max_attempts = max_attempts
+        self.throttle_retry_seconds = throttle_retry_seconds
         self.retry_base_delay = RETRY_BASE_DELAY_SECONDS
         self.retry_max_delay = RETRY_MAX_DELAY_SECONDS
         self._local = threading.local()
@@ -234,13 +248,17 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         )
         client = self.get_conn()
         attempt = 0
+        started = time.monotonic()
         while True:
             attempt += 1
             try:
                 response = fn(client, runtime)
                 return response.body.to_map() if response.body is not None else {}
             except TeaException as exc:
-                if attempt < self.max_attempts and is_retryable_fnf_error(exc):
+                within_budget = attempt < self.max_attempts or (
+                    _is_throttled(exc) and time.monotonic() - started < self.throttle_retry_seconds
+                )
+                if within_budget and is_retryable_fnf_error(exc):
                     retry_after = getattr(exc, "retry_after", None)
                     delay = backoff_delay(
                         attempt,
@@ -249,12 +267,11 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
                         retry_after=retry_after / 1000 if retry_after else None,
                     )
                     log.warning(
-                        "Serverless Workflow %s%s failed (%s), attempt %d of %d; retrying in %.2f s",
+                        "Serverless Workflow %s%s failed (%s), attempt %d; retrying in %.2f s",
                         action,
                         f" for {resource}" if resource else "",
                         _error_code(exc) or type(exc).__name__,
                         attempt,
-                        self.max_attempts,
                         delay,
                     )
                     time.sleep(delay)
@@ -626,6 +643,10 @@ def is_retryable_fnf_error(exc: BaseException) -> bool:
     if code in _RETRYABLE_CODES:
         return True
     return status is not None and (status == 429 or status >= 500)
+
+
+def _is_throttled(exc: BaseException) -> bool:
+    return _error_code(exc) in _THROTTLE_CODES or _status_code(exc) == 429
 
 
 def _is_network_error(exc: BaseException) -> bool:

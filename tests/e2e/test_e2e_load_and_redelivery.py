@@ -66,7 +66,9 @@ def start_burst(flows: Any, flow: str, count: int) -> dict[str, int]:
     return names
 
 
-def wait_all(flows: Any, flow: str, names: dict[str, int], timeout: float = 300.0) -> dict[str, dict]:
+def wait_all(
+    stack: LocalStack, flows: Any, flow: str, names: dict[str, int], timeout: float = 240.0
+) -> dict[str, dict]:
     """Every execution in a final state; returns name -> execution (ListExecutions)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -75,10 +77,23 @@ def wait_all(flows: Any, flow: str, names: dict[str, int], timeout: float = 300.
         if not pending:
             return {n: executions[n] for n in names}
         if time.monotonic() > deadline:
+            stuck = {n: flows.message_ids(flow, n) for n in pending[:5]}
             pytest.fail(
-                f"{len(pending)} of {len(names)} executions of {flow} are not done after {timeout:.0f} s"
+                f"{len(pending)} of {len(names)} executions of {flow} are not done after {timeout:.0f} s; "
+                f"their messages (first 5): {stuck}; asset events no run consumed: "
+                f"{orphaned_asset_events(stack)}"
             )
         time.sleep(2)
+
+
+def orphaned_asset_events(stack: LocalStack) -> list[dict[str, Any]]:
+    """Asset events (watcher batches) that no DAG run consumed: their messages wait, leased."""
+    events = stack.api.get("/api/v2/assets/events", limit=500)["asset_events"]
+    return [
+        {"asset": e.get("name") or e.get("uri"), "timestamp": e["timestamp"]}
+        for e in events
+        if not e.get("created_dagruns")
+    ]
 
 
 def history_counts(flows: Any, flow: str, name: str) -> dict[str, int]:
@@ -119,7 +134,7 @@ def test_burst_of_messages_makes_one_worker_run_each(stack: LocalStack, flows: A
     flow = deploy(flows, queue)
     names = start_burst(flows, flow, BURST)
 
-    executions = wait_all(flows, flow, names)
+    executions = wait_all(stack, flows, flow, names)
 
     assert {n: e["Status"] for n, e in executions.items()} == dict.fromkeys(names, "Succeeded")
     message_of: dict[str, str] = {}
@@ -158,7 +173,7 @@ def test_watcher_handles_every_message_of_a_burst_once(stack: LocalStack, flows:
     flow = deploy(flows, queue)
     names = start_burst(flows, flow, BURST)
 
-    executions = wait_all(flows, flow, names)
+    executions = wait_all(stack, flows, flow, names)
 
     assert {n: e["Status"] for n, e in executions.items()} == dict.fromkeys(names, "Succeeded")
     for name in names:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import time
 
 import pytest
 
@@ -77,7 +78,7 @@ class FakeFnFHook:
         return 1
 
 
-def msg(body, mid="M1", handle="h-1", dequeue_count=1, decode_error=None) -> MNSMessage:
+def msg(body, mid="M1", handle="h-1", dequeue_count=1, decode_error=None, next_visible_time=3) -> MNSMessage:
     return MNSMessage(
         message_id=mid,
         receipt_handle=handle,
@@ -85,7 +86,7 @@ def msg(body, mid="M1", handle="h-1", dequeue_count=1, decode_error=None) -> MNS
         dequeue_count=dequeue_count,
         enqueue_time=1,
         first_dequeue_time=2,
-        next_visible_time=3,
+        next_visible_time=next_visible_time,
         priority=8,
         body_md5=None,
         decode_error=decode_error,
@@ -100,6 +101,20 @@ def receiver(messages=(), *, mns_fail=None, fnf_fail=None, **settings):
 
 
 GOOD = json.dumps({"task_token": TOKEN, "n": 1})
+
+
+@pytest.mark.parametrize(
+    ("visible_in_seconds", "lease_call"), [(900, False), (899, False), (30, True), (1800, True)]
+)
+def test_a_receive_whose_visibility_is_the_lease_needs_no_lease_call(visible_in_seconds, lease_call):
+    next_visible_ms = int((time.time() + visible_in_seconds) * 1000)
+    r, mns, _ = receiver([msg(GOOD, "M1", "h-1", next_visible_time=next_visible_ms)], lease_seconds=900)
+
+    result = r.receive_batch(5)
+
+    assert [m["message_id"] for m in result.messages] == ["M1"]
+    assert any(c[0] == "visibility" for c in mns.calls) is lease_call
+    assert result.messages[0]["receipt_handle"] == ("leased-1" if lease_call else "h-1")
 
 
 def test_good_messages_are_leased_and_carry_the_new_receipt_handle():

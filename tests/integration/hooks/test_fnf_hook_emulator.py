@@ -211,12 +211,23 @@ def test_throttling_is_retried_then_succeeds(fnf, mns, emu):
     assert fnf.describe_execution(FLOW, "exec-throttled", wait_time_seconds=10)["Status"] == "Succeeded"
 
 
+def test_throttling_outlasting_max_attempts_is_retried_within_the_time_budget(fnf_conn_id, fnf, mns, emu):
+    token = start_and_wait(fnf, mns, "exec-patient")
+    add_fault(
+        emu.fnf_endpoint, operation="ReportTaskSucceeded", status=429, code="ResourceThrottled", times=4
+    )
+    patient = ServerlessWorkflowHook(fnf_conn_id, max_attempts=2, throttle_retry_seconds=30)
+    patient.retry_base_delay = 0.01
+    assert patient.report_task_succeeded(token, {"ok": True}) > 0
+    assert fnf.describe_execution(FLOW, "exec-patient", wait_time_seconds=10)["Status"] == "Succeeded"
+
+
 def test_throttling_exhaustion_raises_throttled_and_loses_nothing(fnf_conn_id, fnf, mns, emu):
     token = start_and_wait(fnf, mns, "exec-exhausted")
     add_fault(
         emu.fnf_endpoint, operation="ReportTaskSucceeded", status=429, code="ResourceThrottled", times=3
     )
-    impatient = ServerlessWorkflowHook(fnf_conn_id, max_attempts=3)
+    impatient = ServerlessWorkflowHook(fnf_conn_id, max_attempts=3, throttle_retry_seconds=0)
     impatient.retry_base_delay = 0.01
     with pytest.raises(ServerlessWorkflowThrottledError) as info:
         impatient.report_task_succeeded(token, {"ok": True})

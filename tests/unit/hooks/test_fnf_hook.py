@@ -226,12 +226,35 @@ def test_throttling_is_retried_then_succeeds(hook):
 
 
 def test_throttling_exhaustion_raises_throttled(hook):
+    hook.throttle_retry_seconds = 0
+
     def call(client, runtime):
         raise client_error(429, "ResourceThrottled", "too many requests")
 
     with pytest.raises(ServerlessWorkflowThrottledError, match="after 3 attempts") as info:
         hook._call("ReportTaskSucceeded", None, call)
     assert isinstance(info.value.__cause__, ClientException)
+
+
+def test_throttled_calls_outlast_max_attempts_but_other_errors_do_not(hook):
+    hook.throttle_retry_seconds = 0.2
+    throttled: list[int] = []
+    failing: list[int] = []
+
+    def throttle(client, runtime):
+        throttled.append(1)
+        raise client_error(429, "ResourceThrottled", "too many requests")
+
+    def server_error(client, runtime):
+        failing.append(1)
+        raise client_error(500, "InternalServerError")
+
+    with pytest.raises(ServerlessWorkflowThrottledError):
+        hook._call("ReportTaskSucceeded", None, throttle)
+    with pytest.raises(ServerlessWorkflowError):
+        hook._call("ReportTaskSucceeded", None, server_error)
+    assert len(throttled) > hook.max_attempts
+    assert len(failing) == hook.max_attempts
 
 
 def test_unreachable_endpoint_after_bounded_retries_hides_the_token(hook):
