@@ -46,7 +46,10 @@ fnf_demo_queue = Asset(
     watchers=[
         AssetWatcher(
             name="fnf_demo_queue_watcher",
-            trigger=MNSMessageTrigger(queue_name=QUEUE_NAME, mns_conn_id="mns_default"),
+            # lease_seconds bounds how late a message can be if Airflow never attaches its asset
+            # event to a run (a scheduler race, docs/dispatch-modes.md): it then comes back and
+            # is dispatched; a redelivery whose run exists starts no second run.
+            trigger=MNSMessageTrigger(queue_name=QUEUE_NAME, mns_conn_id="mns_default", lease_seconds=300),
         )
     ],
 )

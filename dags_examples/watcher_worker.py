@@ -38,7 +38,10 @@ fnf_watcher_demo_queue = Asset(
             name="fnf_watcher_demo_queue_watcher",
             # Equivalent: MessageQueueTrigger(scheme="mns", queue_name=QUEUE_NAME) from
             # apache-airflow-providers-common-messaging.
-            trigger=MNSMessageTrigger(queue_name=QUEUE_NAME, mns_conn_id="mns_default"),
+            # lease_seconds: longer than a run takes (a message redelivered while its run works is
+            # handled again: the watcher mode is at least once), short enough to bound how late a
+            # message can be if Airflow never attaches its asset event to a run (docs/dispatch-modes.md).
+            trigger=MNSMessageTrigger(queue_name=QUEUE_NAME, mns_conn_id="mns_default", lease_seconds=600),
         )
     ],
 )

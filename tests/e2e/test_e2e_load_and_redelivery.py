@@ -165,7 +165,8 @@ def test_burst_of_messages_makes_one_worker_run_each(stack: LocalStack, flows: A
         summary = stack.api.xcom(e2e_load.DISPATCHER_DAG_ID, run["dag_run_id"], "dispatch")
         started.extend(summary["started"])
     assert sorted(started) == sorted(expected_ids), "no run started twice, none missed"
-    assert flows.wait_queue_empty(queue) == 0
+    # A message redelivered after its lease while its run worked is deleted by the next delivery.
+    assert flows.wait_queue_empty(queue, timeout=e2e_load.LEASE_SECONDS + 60) == 0
 
 
 def test_watcher_handles_every_message_of_a_burst_once(stack: LocalStack, flows: Any) -> None:
@@ -180,7 +181,9 @@ def test_watcher_handles_every_message_of_a_burst_once(stack: LocalStack, flows:
         assert json.loads(executions[name]["Output"]) == {"mode": "watcher"}
         counts = history_counts(flows, flow, name)
         assert counts.get("TaskSubmitted") == 1 and counts.get("TaskSucceeded") == 1, counts
-    # Every message was handled by exactly one run (one run per batch of asset events here).
+    # Every message was handled (one run per batch of asset events here). The watcher mode is at
+    # least once: a message redelivered after its lease may be handled by a second run, which the
+    # flow answers with TaskAlreadyCompleted; the flow saw exactly one report (checked above).
     handled: list[str] = []
     for run in finished_runs(stack, e2e_load.WATCHER_DAG_ID, 1):
         assert run["state"] == "success", run["dag_run_id"]
@@ -188,8 +191,8 @@ def test_watcher_handles_every_message_of_a_burst_once(stack: LocalStack, flows:
         handled.extend(m["execution_name"] for m in messages)
         reports = task_instances(stack, e2e_load.WATCHER_DAG_ID, run["dag_run_id"])
         assert sorted(t["state"] for t in reports if t["task_id"] == "report") == ["success"] * len(messages)
-    assert sorted(handled) == sorted(names)
-    assert flows.wait_queue_empty(queue) == 0
+    assert set(handled) == set(names)
+    assert flows.wait_queue_empty(queue, timeout=e2e_load.LEASE_SECONDS + 60) == 0
 
 
 def test_lease_expiring_during_a_run_starts_no_second_run(stack: LocalStack, flows: Any) -> None:
