@@ -69,6 +69,11 @@ with DAG(
         max_messages=16,
         deferrable=True,
         timeout=timedelta(days=7),
+        # The processing lease: longer than a typical worker run (a message redelivered while
+        # its run works starts no second run), and short, because it also bounds how late a
+        # message is when Airflow fails this sensor although its trigger fired (a scheduler
+        # race seen on 3.3 when a message arrives right after the deferral; docs/dispatch-modes.md).
+        lease_seconds=60,
     )
     MNSDispatchMessagesOperator(
         task_id="dispatch", trigger_dag_id=WORKER_DAG_ID, messages=wait_for_messages.output
