@@ -89,7 +89,10 @@ class Flows:
         self.fnf.start_execution(flow_name, execution_input or {}, execution_name=name)
         return name
 
-    def wait(self, flow_name: str, name: str, timeout: float = 150.0) -> dict[str, Any]:
+    def wait(self, flow_name: str, name: str, timeout: float = 330.0) -> dict[str, Any]:
+        """Wait for the execution to end. The patience covers a message that Airflow's scheduler
+        left without a run (docs/dispatch-modes.md): it comes back when its lease (300 s in
+        reference_worker.py) expires."""
         deadline = time.monotonic() + timeout
         while True:
             execution = self.fnf.describe_execution(flow_name, name, wait_time_seconds=10)

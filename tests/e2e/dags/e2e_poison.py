@@ -46,7 +46,9 @@ for queue_name, policy in POLICIES.items():
         watchers=[
             AssetWatcher(
                 name=f"{queue_name.replace('-', '_')}_watcher",
-                trigger=MNSMessageTrigger(queue_name=queue_name, wait_time_seconds=5, **policy),
+                trigger=MNSMessageTrigger(
+                    queue_name=queue_name, wait_time_seconds=5, lease_seconds=60, **policy
+                ),
             )
         ],
     )
