@@ -15,11 +15,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 from airflow_provider_fnf.emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 
 REGION = "cn-hangzhou"
-CONNECTION_VARIABLES = ("AIRFLOW_CONN_MNS_DEFAULT", "AIRFLOW_CONN_FNF_DEFAULT")
 
 # "mns ReceiveMessage GET /queues/q/messages -> 204 in 0.4 ms": the emulator's DEBUG line per request.
 _REQUEST_LINE = re.compile(r" (mns|fnf) (\w+) [A-Z]+ \S+ -> (\d+) in ")
@@ -45,16 +45,8 @@ def connection_env(mns_endpoint: str, fnf_endpoint: str) -> dict[str, str]:
 @contextlib.contextmanager
 def connections(mns_endpoint: str, fnf_endpoint: str) -> Iterator[None]:
     """Point ``mns_default`` and ``fnf_default`` at the emulator for the duration."""
-    saved = {key: os.environ.get(key) for key in CONNECTION_VARIABLES}
-    os.environ.update(connection_env(mns_endpoint, fnf_endpoint))
-    try:
+    with mock.patch.dict(os.environ, connection_env(mns_endpoint, fnf_endpoint)):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @dataclass

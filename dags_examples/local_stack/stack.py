@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 DAGS_FOLDER = Path(__file__).resolve().parent.parent
 """``dags_examples/``: the example DAGs the embedded Airflow runs."""
@@ -473,16 +474,8 @@ class LocalStack:
     @contextlib.contextmanager
     def connections_in_this_process(self) -> Iterator[None]:
         """Set the connection variables in ``os.environ`` (for hooks used outside Airflow)."""
-        saved = {key: os.environ.get(key) for key in self.connection_env()}
-        os.environ.update(self.connection_env())
-        try:
+        with mock.patch.dict(os.environ, self.connection_env()):  # restores the variables after
             yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
     # lifecycle
     def __enter__(self) -> LocalStack:

@@ -26,4 +26,4 @@ def account(emulator: Emulator) -> Account:
 
 @pytest.fixture
 def queue(account: Account) -> Queue:
-    return make_queue(account, "work", visibilitytimeout=2)
+    return make_queue(account, "jobs", visibilitytimeout=2)

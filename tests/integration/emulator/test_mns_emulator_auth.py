@@ -25,26 +25,26 @@ def error_type(call, *args) -> str:
 
 def test_wrong_secret_is_rejected_with_403(emulator: Emulator, queue: Queue):
     queue.send_message(Message("secret stuff"))
-    intruder = Account(emulator.mns_endpoint, DEFAULT_ACCESS_KEY_ID, "wrong-secret").get_queue("work")
+    intruder = Account(emulator.mns_endpoint, DEFAULT_ACCESS_KEY_ID, "wrong-secret").get_queue("jobs")
     assert error_type(intruder.receive_message, 0) == "SignatureDoesNotMatch"
     assert error_type(intruder.send_message, Message("x")) == "SignatureDoesNotMatch"
-    response = raw_request(emulator.mns_endpoint, "GET", "/queues/work", secret="wrong-secret")
+    response = raw_request(emulator.mns_endpoint, "GET", "/queues/jobs", secret="wrong-secret")
     assert (response.status, response.xml_text("Code")) == (403, "SignatureDoesNotMatch")
     assert queue.get_attributes().active_messages == 1
 
 
 def test_unknown_access_key_id_is_rejected(emulator: Emulator, queue: Queue):
-    stranger = Account(emulator.mns_endpoint, "someone-else", DEFAULT_ACCESS_KEY_SECRET).get_queue("work")
+    stranger = Account(emulator.mns_endpoint, "someone-else", DEFAULT_ACCESS_KEY_SECRET).get_queue("jobs")
     assert error_type(stranger.peek_message) == "InvalidAccessKeyId"
-    response = raw_request(emulator.mns_endpoint, "GET", "/queues/work", access_key_id="someone-else")
+    response = raw_request(emulator.mns_endpoint, "GET", "/queues/jobs", access_key_id="someone-else")
     assert response.status == 403
 
 
 def test_a_request_signed_for_another_target_is_rejected(emulator: Emulator, account: Account, queue: Queue):
     make_queue(account, "other")
-    response = raw_request(emulator.mns_endpoint, "DELETE", "/queues/other", signed_target="/queues/work")
+    response = raw_request(emulator.mns_endpoint, "DELETE", "/queues/other", signed_target="/queues/jobs")
     assert (response.status, response.xml_text("Code")) == (403, "SignatureDoesNotMatch")
-    assert sorted(url.rsplit("/", 1)[1] for url in account.list_queue()[0]) == ["other", "work"]
+    assert sorted(url.rsplit("/", 1)[1] for url in account.list_queue()[0]) == ["other", "jobs"]
 
 
 @pytest.mark.parametrize(
@@ -60,15 +60,15 @@ def test_bad_authorization_headers(
     emulator: Emulator, queue: Queue, authorization: str | None, status: int, code: str
 ):
     headers = {} if authorization is None else {"Authorization": authorization}
-    response = raw_request(emulator.mns_endpoint, "GET", "/queues/work", sign=False, headers=headers)
+    response = raw_request(emulator.mns_endpoint, "GET", "/queues/jobs", sign=False, headers=headers)
     assert (response.status, response.xml_text("Code")) == (status, code)
 
 
 def test_stale_or_missing_date(emulator: Emulator, queue: Queue):
     old = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() - 3600))
-    response = raw_request(emulator.mns_endpoint, "GET", "/queues/work", date=old)
+    response = raw_request(emulator.mns_endpoint, "GET", "/queues/jobs", date=old)
     assert (response.status, response.xml_text("Code")) == (408, "TimeExpired")
-    response = raw_request(emulator.mns_endpoint, "GET", "/queues/work", date="yesterday-ish")
+    response = raw_request(emulator.mns_endpoint, "GET", "/queues/jobs", date="yesterday-ish")
     assert (response.status, response.xml_text("Code")) == (400, "InvalidDateHeader")
 
 
@@ -77,7 +77,7 @@ def test_wrong_content_md5(emulator: Emulator, queue: Queue):
     response = raw_request(
         emulator.mns_endpoint,
         "POST",
-        "/queues/work/messages",
+        "/queues/jobs/messages",
         body,
         headers={"content-md5": "bm90LXRoZS1tZDU="},
     )

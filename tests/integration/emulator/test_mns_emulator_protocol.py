@@ -137,7 +137,7 @@ def test_delete_queue_drops_it_and_its_messages(account: Account, queue: Queue):
     assert server_error(queue.get_attributes).type == "QueueNotExist"
     assert server_error(queue.receive_message, 0).type == "QueueNotExist"
     queue.delete()  # deleting a missing queue is not an error
-    make_queue(account, "work")
+    make_queue(account, "jobs")
     assert server_error(queue.receive_message, 0).type == "MessageNotExist"
 
 
@@ -289,7 +289,7 @@ def test_change_visibility_out_of_range(emulator: Emulator, queue: Queue):
     queue.send_message(Message("x"))
     message = queue.receive_message(0)
     assert server_error(queue.change_message_visibility, message.receipt_handle, 0).type == "InvalidArgument"
-    target = f"/queues/work/messages?ReceiptHandle={message.receipt_handle}&VisibilityTimeout=43201"
+    target = f"/queues/jobs/messages?ReceiptHandle={message.receipt_handle}&VisibilityTimeout=43201"
     response = raw_request(emulator.mns_endpoint, "PUT", target)  # the SDK itself refuses 43201
     assert (response.status, response.xml_text("Code")) == (400, "InvalidArgument")
     queue.delete_message(message.receipt_handle)  # the handle survived the rejected changes
@@ -301,7 +301,7 @@ def test_every_answer_has_request_id_and_content_length(emulator: Emulator, queu
     assert ok.status == 204
     assert ok.header("Content-Length") == "0"
     assert "x-mns-request-id" in [name for name, _ in ok.headers]
-    error = raw_request(emulator.mns_endpoint, "GET", "/queues/work/messages?waitseconds=0")
+    error = raw_request(emulator.mns_endpoint, "GET", "/queues/jobs/messages?waitseconds=0")
     assert error.status == 404
     assert error.header("Content-Length") == str(len(error.body))
     assert error.xml_text("Code") == "MessageNotExist"
@@ -312,45 +312,45 @@ def test_every_answer_has_request_id_and_content_length(emulator: Emulator, queu
 @pytest.mark.parametrize(
     ("method", "target", "body", "status", "code"),
     [
-        ("POST", "/queues/work/messages", b"<Message><MessageBody>unclosed", 400, "MalformedXML"),
-        ("POST", "/queues/work/messages", b"not xml at all", 400, "MalformedXML"),
+        ("POST", "/queues/jobs/messages", b"<Message><MessageBody>unclosed", 400, "MalformedXML"),
+        ("POST", "/queues/jobs/messages", b"not xml at all", 400, "MalformedXML"),
         (
             "POST",
-            "/queues/work/messages",
+            "/queues/jobs/messages",
             f"<Message {NS}><Unknown>1</Unknown></Message>".encode(),
             400,
             "InvalidArgument",
         ),
-        ("POST", "/queues/work/messages", f"<Message {NS}></Message>".encode(), 400, "InvalidArgument"),
-        ("POST", "/queues/work/messages", f"<Queue {NS}/>".encode(), 400, "InvalidArgument"),
-        ("POST", "/queues/work/messages", f"<Messages {NS}></Messages>".encode(), 400, "InvalidArgument"),
+        ("POST", "/queues/jobs/messages", f"<Message {NS}></Message>".encode(), 400, "InvalidArgument"),
+        ("POST", "/queues/jobs/messages", f"<Queue {NS}/>".encode(), 400, "InvalidArgument"),
+        ("POST", "/queues/jobs/messages", f"<Messages {NS}></Messages>".encode(), 400, "InvalidArgument"),
         (
             "PUT",
-            "/queues/work",
+            "/queues/jobs",
             b"<Queue><VisibilityTimeout>soon</VisibilityTimeout></Queue>",
             400,
             "InvalidArgument",
         ),
-        ("PUT", "/queues/work?metaoverride=true", b"<Queue><Visibility", 400, "MalformedXML"),
+        ("PUT", "/queues/jobs?metaoverride=true", b"<Queue><Visibility", 400, "MalformedXML"),
         (
             "DELETE",
-            "/queues/work/messages",
+            "/queues/jobs/messages",
             b"<ReceiptHandles><Oops/></ReceiptHandles>",
             400,
             "InvalidArgument",
         ),
-        ("DELETE", "/queues/work/messages?ReceiptHandle=", b"", 400, "MissingReceiptHandle"),
+        ("DELETE", "/queues/jobs/messages?ReceiptHandle=", b"", 400, "MissingReceiptHandle"),
         (
             "PUT",
-            "/queues/work/messages?ReceiptHandle=1-aaaaaaaaaaaaaaaaaaaaaa",
+            "/queues/jobs/messages?ReceiptHandle=1-aaaaaaaaaaaaaaaaaaaaaa",
             b"",
             400,
             "MissingVisibilityTimeout",
         ),
-        ("GET", "/queues/work/messages?waitseconds=abc", b"", 400, "InvalidArgument"),
-        ("GET", "/queues/work/messages?waitseconds=-1", b"", 400, "InvalidArgument"),
+        ("GET", "/queues/jobs/messages?waitseconds=abc", b"", 400, "InvalidArgument"),
+        ("GET", "/queues/jobs/messages?waitseconds=-1", b"", 400, "InvalidArgument"),
         ("GET", "/topics", b"", 400, "InvalidRequestURL"),
-        ("POST", "/queues/work", b"", 400, "InvalidRequestURL"),
+        ("POST", "/queues/jobs", b"", 400, "InvalidRequestURL"),
     ],
 )
 def test_bad_requests_get_the_service_error_and_change_nothing(
@@ -365,7 +365,7 @@ def test_bad_requests_get_the_service_error_and_change_nothing(
 
 
 def test_receipt_handle_with_plus_is_not_unquoted_to_space(emulator: Emulator, queue: Queue):
-    response = raw_request(emulator.mns_endpoint, "DELETE", "/queues/work/messages?ReceiptHandle=1-a+b")
+    response = raw_request(emulator.mns_endpoint, "DELETE", "/queues/jobs/messages?ReceiptHandle=1-a+b")
     assert (response.status, response.xml_text("Code")) == (400, "ReceiptHandleError")
 
 

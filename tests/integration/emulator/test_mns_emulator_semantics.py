@@ -21,7 +21,7 @@ from airflow_provider_fnf.emulator.server import Emulator
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
-def new_queue(emulator: Emulator, name: str = "work") -> Queue:
+def new_queue(emulator: Emulator, name: str = "jobs") -> Queue:
     queue = Account(emulator.mns_endpoint, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET).get_queue(name)
     queue.set_encoding(False)
     return queue
@@ -231,7 +231,7 @@ def test_deleting_the_queue_ends_its_long_polls(emulator: Emulator, queue: Queue
 
 def test_in_process_sender_for_the_workflow_emulator(emulator: Emulator, queue: Queue):
     assert emulator.mns is not None
-    message_id = emulator.mns.send_message("work", '{"task_token": "abc"}', 3, 0)
+    message_id = emulator.mns.send_message("jobs", '{"task_token": "abc"}', 3, 0)
     received = queue.receive_message(0)
     assert (received.message_id, received.message_body, received.priority) == (
         message_id,
@@ -244,5 +244,5 @@ def test_in_process_sender_for_the_workflow_emulator(emulator: Emulator, queue: 
     assert (missing.value.status, missing.value.code) == (404, "QueueNotExist")
     for body, priority, delay in [("x", 0, 0), ("x", 8, -1), ("", 8, 0), ("x" * 65_537, 8, 0)]:
         with pytest.raises(ServiceError) as bad:
-            emulator.mns.send_message("work", body, priority, delay)
+            emulator.mns.send_message("jobs", body, priority, delay)
         assert (bad.value.status, bad.value.code) == (400, "InvalidArgument")
