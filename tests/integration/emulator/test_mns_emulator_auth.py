@@ -44,7 +44,7 @@ def test_a_request_signed_for_another_target_is_rejected(emulator: Emulator, acc
     make_queue(account, "other")
     response = raw_request(emulator.mns_endpoint, "DELETE", "/queues/other", signed_target="/queues/jobs")
     assert (response.status, response.xml_text("Code")) == (403, "SignatureDoesNotMatch")
-    assert sorted(url.rsplit("/", 1)[1] for url in account.list_queue()[0]) == ["other", "jobs"]
+    assert sorted(url.rsplit("/", 1)[1] for url in account.list_queue()[0]) == ["jobs", "other"]
 
 
 @pytest.mark.parametrize(
