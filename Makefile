@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?=
 
-.PHONY: install browser lint typecheck test test-unit test-integration test-e2e demo emulator bench clean
+.PHONY: install browser services lint typecheck test test-unit test-integration test-e2e test-distributed test-soak ci demo emulator bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "Installing Debian's chromium for the console page test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# PostgreSQL and Redis (Debian's packages) for the distributed run and the soak; the stack starts
+# private instances of them on free ports, never the system's own.
+services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1 || { \
+	  echo "Installing Debian's postgresql and redis-server"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null; }
 
 lint: install
 	$(VENV)/bin/ruff check airflow_provider_fnf dags_examples tests bench
@@ -41,7 +48,19 @@ test-e2e: install
 # Lint, types, then every test (unit, integration against the emulator, end to end on a real Airflow).
 # pytest exits non-zero when it collects no test, so an empty run never passes.
 test: install browser lint typecheck
-	$(PY) -m pytest tests $(PYTEST_FLAGS)
+	$(PY) -m pytest tests/unit tests/integration tests/e2e $(PYTEST_FLAGS)
+
+# The end-to-end tests again, on CeleryExecutor with Redis and PostgreSQL: two Celery workers and
+# two triggerers, each a process of its own.
+test-distributed: install services
+	FNF_E2E_TOPOLOGY=distributed $(PY) -m pytest tests/e2e $(PYTEST_FLAGS)
+
+# 500 executions while the emulators inject faults, restart, and Airflow loses a task and a triggerer.
+test-soak: install services
+	$(PY) -m pytest tests/soak $(PYTEST_FLAGS)
+
+# What CI runs on a fresh clone: everything above.
+ci: test test-soak test-distributed
 
 demo: install
 	$(PY) -m dags_examples.local_stack.demo $(DEMO_ARGS)

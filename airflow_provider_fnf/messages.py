@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from airflow_provider_fnf.masking import mask_task_token
+
 DEFAULT_TOKEN_KEYS: tuple[str, ...] = ("task_token", "taskToken")
 """Where a waitForCallback step's task token is looked for in a JSON body, in this order.
 Serverless Workflow leaves the key to the flow author (``$context.task.token`` is mapped to a
@@ -285,12 +287,19 @@ def messages_from_asset_events(triggering_asset_events: Any) -> list[dict[str, A
     up to 16 messages. Handle every message this returns, idempotently.
 
     Accepts the context's mapping ``{asset: [AssetEvent, ...]}``, a list of events, or event
-    dicts with an ``extra`` key; events that did not come from our trigger are ignored.
+    dicts with an ``extra`` key; events that did not come from our trigger are ignored. Every
+    task token returned is registered with Airflow's secrets masker first.
     """
     collected: list[dict[str, Any]] = []
     for event in _iter_events(triggering_asset_events):
         collected.extend(messages_from_payload(_event_payload(event)))
-    return dedupe_messages(collected)
+    messages = dedupe_messages(collected)
+    for message in messages:
+        # The task returning these messages is logged ("Returned value was: ..."), by the task's
+        # supervisor process: registering the tokens here also registers them there.
+        token = message.get("task_token")
+        mask_task_token(token if isinstance(token, str) else None)
+    return messages
 
 
 # --- filters -------------------------------------------------------------------------------

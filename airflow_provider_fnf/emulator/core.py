@@ -40,6 +40,8 @@ class Response:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    error_code: str = ""
+    """The service's error code when this answers an error (``TaskAlreadyCompleted``...)."""
 
 
 class ServiceError(Exception):

@@ -7,9 +7,15 @@ under ``/_emulator/`` itself, applies the fault rules, and hands everything else
 Admin API (both ports, JSON, no authentication; the emulator binds to 127.0.0.1 by default):
 
 - ``GET /_emulator/health``: ``{"status": "ok", "service": ..., "mns_endpoint": ..., "fnf_endpoint": ...}``
-- ``POST /_emulator/reset``: drop every queue, message, flow, execution and fault rule.
+- ``POST /_emulator/reset``: drop every queue, message, flow, execution, fault rule and count.
 - ``GET /_emulator/faults``: the active rules; ``POST`` one rule (object) or several (list), see
   :mod:`.faults`; ``DELETE /_emulator/faults`` removes all, ``DELETE /_emulator/faults/{id}`` one.
+- ``GET /_emulator/stats``: requests answered since the start (or the last ``DELETE``), by
+  service, operation and outcome: ``{"fnf": {"ReportTaskSucceeded": {"OK": 500,
+  "TaskAlreadyCompleted": 3, "injected:InternalError": 48}}, "mns": {...}}``. An outcome is
+  ``OK`` for a 2xx answer, the service's error code otherwise, ``injected:<code>`` for an
+  injected error and ``dropped`` for a connection the fault rules closed. With ``data_dir`` the
+  counts are saved at a clean stop and read back at start, like the rest of the state.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
@@ -39,6 +46,8 @@ from airflow_provider_fnf.emulator.mns.service import MNSService
 
 log = logging.getLogger(__name__)
 
+STATS_FILE = "request-stats.json"
+"""Under ``data_dir``: the request counts of ``/_emulator/stats``, saved at a clean stop."""
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 """Larger request bodies are refused before they are read (every service limit is far below)."""
 
@@ -171,6 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+                server.emulator.stats.count(server.service_name, operation, "dropped")
                 log.debug(
                     "%s %s %s %s -> dropped (injected)",
                     server.service_name,
@@ -181,7 +191,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if fault.status is not None:
                 error = ServiceError(fault.status, fault.code or "InternalError", fault.message)
-                self._send(service.error_response(request, error), request, operation, started)
+                response = service.error_response(request, error)
+                response.error_code = f"injected:{error.code}"
+                self._send(response, request, operation, started)
                 return
         try:
             response = service.handle(request)
@@ -200,6 +212,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
+        if operation != "Admin":
+            outcome = "OK" if response.status < 300 else (response.error_code or str(response.status))
+            self.server.emulator.stats.count(self.server.service_name, operation, outcome)
         if self.command != "HEAD" and response.body:
             self.wfile.write(response.body)
         log.debug(
@@ -211,6 +226,45 @@ class _Handler(BaseHTTPRequestHandler):
             response.status,
             (time.monotonic() - started) * 1000,
         )
+
+
+class RequestStats:
+    """Requests answered, by service, operation and outcome. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, dict[str, dict[str, int]]] = {}
+
+    def count(self, service: str, operation: str, outcome: str) -> None:
+        with self._lock:
+            outcomes = self._counts.setdefault(service, {}).setdefault(operation, {})
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+    def snapshot(self) -> dict[str, dict[str, dict[str, int]]]:
+        with self._lock:
+            return {s: {o: dict(c) for o, c in ops.items()} for s, ops in self._counts.items()}
+
+    def load(self, path: Path) -> None:
+        """Add the counts saved by :meth:`save` (a missing or unreadable file adds nothing)."""
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        for service, operations in saved.items():
+            for operation, outcomes in operations.items():
+                for outcome, count in outcomes.items():
+                    with self._lock:
+                        slot = self._counts.setdefault(service, {}).setdefault(operation, {})
+                        slot[outcome] = slot.get(outcome, 0) + int(count)
+
+    def save(self, path: Path) -> None:
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.snapshot()), encoding="utf-8")
+        temporary.replace(path)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()
 
 
 def _json(status: int, payload: object) -> Response:
@@ -247,15 +301,23 @@ class Emulator:
         self.data_dir = data_dir
         self.fnf_throttle = fnf_throttle
         self.faults = FaultInjector()
+        self.stats = RequestStats()
         self.mns: MNSService | None = None
         self.fnf: Service | None = None
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
 
     # --- lifecycle -------------------------------------------------------------------------
+    @property
+    def _stats_path(self) -> Path | None:
+        return Path(self.data_dir) / STATS_FILE if self.data_dir else None
+
     def start(self) -> Emulator:
         if self._servers:
             raise RuntimeError("the emulator is already running")
+        if self._stats_path is not None:
+            self.stats.clear()
+            self.stats.load(self._stats_path)
         try:
             self.mns = MNSService(
                 access_keys=self.access_keys, sts_tokens=self.sts_tokens, data_dir=self.data_dir
@@ -309,6 +371,8 @@ class Emulator:
             server.server_close()
         for thread in threads:
             thread.join(timeout=5)
+        if servers and self._stats_path is not None:
+            self.stats.save(self._stats_path)
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -340,8 +404,9 @@ class Emulator:
 
     # --- admin API -------------------------------------------------------------------------
     def reset(self) -> None:
-        """Drop all state of both services and every fault rule."""
+        """Drop all state of both services, every fault rule and the request counts."""
         self.faults.clear()
+        self.stats.clear()
         for service in (self.mns, self.fnf):
             if service is not None:
                 service.reset()
@@ -367,6 +432,12 @@ class Emulator:
         if parts == ["reset"] and method == "POST":
             self.reset()
             return _json(200, {"reset": True})
+        if parts == ["stats"]:
+            if method == "GET":
+                return _json(200, self.stats.snapshot())
+            if method == "DELETE":
+                self.stats.clear()
+                return _json(200, {"cleared": True})
         if parts == ["faults"]:
             if method == "GET":
                 return _json(200, {"faults": [r.to_dict() for r in self.faults.rules()]})

@@ -26,8 +26,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +39,17 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from dags_examples.local_stack.processes import (
+    Echo,
+    ManagedProcess,
+    Reaper,
+    StackError,
+    free_port,
+    tail,
+    wait_http,
+)
+from dags_examples.local_stack.services import PostgresServer, RedisServer
+
 DAGS_FOLDER = Path(__file__).resolve().parent.parent
 """``dags_examples/``: the example DAGs the embedded Airflow runs."""
 
@@ -51,132 +60,9 @@ AIRFLOW_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 WORK_DIR_MARKER = ".fnf-local-stack"
 """Written into every work directory: only such a directory may be wiped for a fresh start."""
 
-Echo = Callable[[str], None]
-
-
-class StackError(RuntimeError):
-    """A part of the local stack did not come up, or stopped answering."""
-
 
 def _default_echo(line: str) -> None:
     print(line, flush=True)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-# --- processes -------------------------------------------------------------------------------
-def session_members(sid: int) -> list[int]:
-    """Pids of every live process in session ``sid`` (a child started with ``start_new_session``)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # fields after "(comm)": state ppid pgrp session ...
-        if int(fields[3]) == sid and fields[0] != "Z":
-            members.append(int(entry))
-    return members
-
-
-def _signal_session(sid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(sid, sig)
-    for pid in session_members(sid):  # members that moved to a process group of their own
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
-
-
-_REAPER = r"""
-import os, signal, sys, time
-
-def members(sid):
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open("/proc/%s/stat" % entry) as stat:
-                if entry.isdigit() and int(stat.read().rsplit(")", 1)[1].split()[3]) == sid:
-                    found.append(int(entry))
-        except (OSError, ValueError, IndexError):
-            pass
-    return found
-
-sids = []
-for line in sys.stdin:    # one session id per line; "done" = the parent stopped them itself
-    if line.strip() == "done":
-        sys.exit(0)
-    sids.append(int(line))
-# stdin closed without "done": the parent died without stopping its children
-for sig in (signal.SIGTERM, signal.SIGKILL):
-    for sid in sids:
-        for pid in [sid] + members(sid):
-            try:
-                os.killpg(pid, sig) if pid == sid else os.kill(pid, sig)
-            except OSError:
-                pass
-    time.sleep(10)
-"""
-
-
-class ManagedProcess:
-    """A child process in a session of its own, its output in a log file."""
-
-    def __init__(self, name: str, argv: list[str], *, env: Mapping[str, str], cwd: Path, log_path: Path):
-        self.name = name
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # closed in stop()
-        self.popen = subprocess.Popen(
-            argv,
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.pid = self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, echo: Echo, grace_seconds: float = 25.0) -> None:
-        """SIGTERM the whole session, wait, SIGKILL what is left; returns when nothing is left."""
-        sid = self.pid
-        if self.alive() or session_members(sid):
-            echo(f"Stopping {self.name} (pid {sid})")
-            _signal_session(sid, signal.SIGTERM)
-            deadline = time.monotonic() + grace_seconds
-            while time.monotonic() < deadline:
-                self.popen.poll()
-                if not session_members(sid):
-                    break
-                time.sleep(0.2)
-            else:
-                echo(f"{self.name} did not stop within {grace_seconds:.0f} s: killing it")
-                _signal_session(sid, signal.SIGKILL)
-                deadline = time.monotonic() + 10
-                while session_members(sid) and time.monotonic() < deadline:
-                    self.popen.poll()
-                    time.sleep(0.1)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=5)
-        self._log.close()
 
 
 # --- Airflow REST client ---------------------------------------------------------------------
@@ -352,12 +238,87 @@ class EmulatorEndpoints:
     def fnf_host_port(self) -> str:
         return self.fnf_endpoint.split("://", 1)[1]
 
+    @property
+    def ports(self) -> tuple[int, int]:
+        """(MNS port, Serverless Workflow port)."""
+        return tuple(int(e.rsplit(":", 1)[1].rstrip("/")) for e in (self.mns_endpoint, self.fnf_endpoint))  # type: ignore[return-value]
+
     def console_url(self, flow_name: str, execution_name: str) -> str:
         return f"{self.fnf_endpoint}/console/flows/{_q(flow_name)}/executions/{_q(execution_name)}"
 
 
+EXECUTORS = ("LocalExecutor", "CeleryExecutor")
+DATABASES = ("sqlite", "postgresql")
+
+
+@dataclass(frozen=True)
+class AirflowTopology:
+    """How the embedded Airflow runs.
+
+    The default is ``airflow standalone``: api-server, scheduler, dag-processor and triggerer
+    under one parent, LocalExecutor on SQLite. With ``standalone=False`` every component is a
+    process of its own (``airflow api-server``, ``scheduler``, ``dag-processor``, ``triggerer``
+    x ``triggerers``, ``celery worker`` x ``celery_workers``), so that one of them can be
+    restarted or killed alone (:meth:`LocalStack.restart_component`). PostgreSQL and Redis run
+    as private instances (``services.py``) when the topology asks for them.
+    """
+
+    standalone: bool = True
+    executor: str = "LocalExecutor"
+    database: str = "sqlite"
+    triggerers: int = 1
+    celery_workers: int = 0
+    parallelism: int = 8
+
+    @classmethod
+    def distributed(cls) -> AirflowTopology:
+        """CeleryExecutor with Redis and PostgreSQL: two Celery workers and two triggerers."""
+        return cls(
+            standalone=False, executor="CeleryExecutor", database="postgresql", triggerers=2, celery_workers=2
+        )
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, got {self.executor!r}")
+        if self.database not in DATABASES:
+            raise ValueError(f"database must be one of {DATABASES}, got {self.database!r}")
+        celery = self.executor == "CeleryExecutor"
+        if self.standalone and (celery or self.database != "sqlite" or self.triggerers != 1):
+            raise ValueError(
+                "airflow standalone runs LocalExecutor on SQLite with one triggerer: "
+                "use standalone=False for other topologies"
+            )
+        if celery != (self.celery_workers > 0):
+            raise ValueError("celery_workers must be > 0 exactly when the executor is CeleryExecutor")
+        if celery and self.database == "sqlite":
+            raise ValueError("CeleryExecutor needs database='postgresql'")
+        if self.triggerers < 1:
+            raise ValueError("at least one triggerer is needed")
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """Names of the Airflow processes, in start order."""
+        if self.standalone:
+            return ("standalone",)
+        return (
+            "api-server",
+            "scheduler",
+            "dag-processor",
+            *(f"triggerer-{i}" for i in range(1, self.triggerers + 1)),
+            *(f"celery-worker-{i}" for i in range(1, self.celery_workers + 1)),
+        )
+
+    def describe(self) -> str:
+        if self.standalone:
+            return "airflow standalone, LocalExecutor on SQLite"
+        parts = [self.executor, f"on {self.database}", f"{self.triggerers} triggerer(s)"]
+        if self.celery_workers:
+            parts.append(f"{self.celery_workers} Celery worker(s), Redis broker")
+        return ", ".join(parts)
+
+
 class LocalStack:
-    """The emulator and an embedded ``airflow standalone``, started and stopped together.
+    """The emulator and an embedded Airflow, started and stopped together.
 
     :param work_dir: where ``AIRFLOW_HOME``, the emulator's data and all logs go; a new temporary
         directory (removed by :meth:`stop`) when not given.
@@ -371,6 +332,8 @@ class LocalStack:
     :param prepare: called with the stack once the emulator is up and before Airflow starts: the
         place to create the queues the example DAGs' watchers poll (a watcher on a queue that
         does not exist fails).
+    :param topology: how Airflow runs (:class:`AirflowTopology`); ``airflow standalone`` by default.
+    :param emulator_args: more command-line arguments for the emulator (``--fnf-throttle``...).
     """
 
     def __init__(
@@ -384,6 +347,8 @@ class LocalStack:
         emulator_timeout: float = 60.0,
         extra_env: Mapping[str, str] | None = None,
         prepare: Callable[[LocalStack], None] | None = None,
+        topology: AirflowTopology | None = None,
+        emulator_args: Iterable[str] = (),
     ):
         self._own_work_dir = work_dir is None
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="fnf-local-stack-")).resolve()
@@ -394,11 +359,19 @@ class LocalStack:
         self.emulator_timeout = emulator_timeout
         self.extra_env = dict(extra_env or {})
         self.prepare = prepare
+        self.topology = topology or AirflowTopology()
+        self.emulator_args = list(emulator_args)
         self.emulator_process: ManagedProcess | None = None
-        self.airflow_process: ManagedProcess | None = None
-        self._reaper: subprocess.Popen[bytes] | None = None
+        self.airflow_processes: dict[str, ManagedProcess] = {}
+        self.started_sessions: list[int] = []
+        """Session id of every process the stack started, restarted ones included."""
+        self.postgres: PostgresServer | None = None
+        self.redis: RedisServer | None = None
+        self._reaper = Reaper()
         self.endpoints: EmulatorEndpoints | None = None
         self.airflow_port: int | None = None
+        self._log_server_ports: dict[str, int] = {}
+        self._jwt_secret = secrets.token_urlsafe(64)
         self._api: AirflowClient | None = None
 
     # public view
@@ -418,6 +391,11 @@ class LocalStack:
         return f"http://localhost:{self.airflow_port}"
 
     @property
+    def airflow_process(self) -> ManagedProcess | None:
+        """``airflow standalone``, or the api-server of a topology of separate processes."""
+        return self.airflow_processes.get("standalone") or self.airflow_processes.get("api-server")
+
+    @property
     def emulator(self) -> EmulatorEndpoints:
         if self.endpoints is None:
             raise StackError("The emulator is not started")
@@ -432,6 +410,10 @@ class LocalStack:
     @property
     def admin_password(self) -> str:
         return self.api.password
+
+    def airflow_log(self, component: str = "") -> Path:
+        """The log file of an Airflow process (``standalone``, ``scheduler``, ``triggerer-1``...)."""
+        return self.work_dir / f"airflow-{component or self.topology.components[0]}.log"
 
     def mns_hook(self) -> Any:
         """An ``MNSHook`` on the emulator, usable in this process (outside Airflow)."""
@@ -486,53 +468,50 @@ class LocalStack:
         self.stop()
 
     def start(self) -> None:
-        """Start the emulator, then Airflow; wait for both. Stops what it started on any failure."""
+        """Start the emulator (and PostgreSQL, Redis when the topology needs them), then Airflow;
+        wait for all of them. Stops what it started on any failure."""
         try:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             (self.work_dir / WORK_DIR_MARKER).write_text("created by dags_examples.local_stack\n")
             self._start_emulator()
             if self.prepare is not None:
                 self.prepare(self)
+            self._start_services()
             self._start_airflow()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
-        """Stop Airflow and the emulator (whole process sessions); idempotent."""
-        for process in (self.airflow_process, self.emulator_process):
+        """Stop Airflow, the services and the emulator (whole process sessions); idempotent."""
+        processes = [*reversed(self.airflow_processes.values()), self.emulator_process]
+        for process in processes:
             if process is not None:
                 try:
                     process.stop(self.echo)
                 except Exception as error:  # keep stopping the others
                     self.echo(f"Could not stop {process.name}: {error}")
-        self.airflow_process = self.emulator_process = None
-        if self._reaper is not None:
-            with contextlib.suppress(Exception):
-                assert self._reaper.stdin is not None
-                self._reaper.stdin.write(b"done\n")
-                self._reaper.stdin.close()
-            with contextlib.suppress(Exception):
-                self._reaper.wait(timeout=10)
-            self._reaper = None
+        self.airflow_processes = {}
+        self.emulator_process = None
+        for service in (self.redis, self.postgres):
+            if service is not None:
+                try:
+                    service.stop()
+                except Exception as error:
+                    self.echo(f"Could not stop {type(service).__name__}: {error}")
+        self.redis = self.postgres = None
+        self._reaper.release()
         if self._own_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def _watch(self, process: ManagedProcess) -> None:
+    def _started(self, process: ManagedProcess) -> ManagedProcess:
         """Have the reaper kill this process's session if this process dies without stop()."""
-        if self._reaper is None:
-            self._reaper = subprocess.Popen(
-                [sys.executable, "-c", _REAPER],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        assert self._reaper.stdin is not None
-        self._reaper.stdin.write(f"{process.pid}\n".encode())
-        self._reaper.stdin.flush()
+        self._reaper.watch(process)
+        self.started_sessions.append(process.pid)
+        return process
 
-    def _start_emulator(self) -> None:
+    # the emulator
+    def _start_emulator(self, ports: tuple[int, int] = (0, 0)) -> None:
         ready_file = self.work_dir / "emulator-ready.json"
         ready_file.unlink(missing_ok=True)
         data_dir = self.work_dir / "emulator-data"
@@ -542,9 +521,9 @@ class LocalStack:
             "-m",
             "airflow_provider_fnf.emulator",
             "--mns-port",
-            "0",
+            str(ports[0]),
             "--fnf-port",
-            "0",
+            str(ports[1]),
             "--access-key-id",
             ACCESS_KEY_ID,
             "--access-key-secret",
@@ -553,12 +532,14 @@ class LocalStack:
             str(ready_file),
             "--data-dir",
             str(data_dir),
+            *self.emulator_args,
         ]
         self.echo("Starting the MNS + Serverless Workflow emulator")
-        self.emulator_process = ManagedProcess(
-            "emulator", argv, env=os.environ, cwd=self.work_dir, log_path=self.work_dir / "emulator.log"
+        self.emulator_process = self._started(
+            ManagedProcess(
+                "emulator", argv, env=os.environ, cwd=self.work_dir, log_path=self.work_dir / "emulator.log"
+            )
         )
-        self._watch(self.emulator_process)
         deadline = time.monotonic() + self.emulator_timeout
         while True:
             if ready_file.exists():
@@ -572,52 +553,97 @@ class LocalStack:
                 raise StackError(
                     f"The emulator exited with status {self.emulator_process.popen.returncode}; "
                     f"its log ({self.emulator_process.log_path}) ends with:\n"
-                    f"{_tail(self.emulator_process.log_path)}"
+                    f"{tail(self.emulator_process.log_path)}"
                 )
             if time.monotonic() > deadline:
                 raise StackError(
                     f"The emulator did not write {ready_file} within {self.emulator_timeout:.0f} s; log:\n"
-                    f"{_tail(self.emulator_process.log_path)}"
+                    f"{tail(self.emulator_process.log_path)}"
                 )
             time.sleep(0.1)
         for endpoint in (self.endpoints.mns_endpoint, self.endpoints.fnf_endpoint):
-            _wait_http(endpoint + "/_emulator/health", timeout=20)
+            wait_http(endpoint + "/_emulator/health", timeout=20)
         self.echo(
             f"  MNS at {self.endpoints.mns_endpoint}, Serverless Workflow at {self.endpoints.fnf_endpoint}"
         )
 
+    def restart_emulator(self, down_seconds: float = 0.0) -> None:
+        """Stop the emulator and start it again on the same ports and ``--data-dir``: queues,
+        messages, flows and executions survive; fault rules (in memory) do not."""
+        if self.emulator_process is None or self.endpoints is None:
+            raise StackError("The emulator is not started")
+        ports = self.endpoints.ports
+        self.emulator_process.stop(self.echo)
+        time.sleep(down_seconds)
+        self._start_emulator(ports)
+
+    # PostgreSQL and Redis
+    def _start_services(self) -> None:
+        if self.topology.database == "postgresql":
+            self.postgres = PostgresServer(self.work_dir, self.echo)
+            self.postgres.start()
+            assert self.postgres.process is not None
+            self._started(self.postgres.process)
+        if self.topology.celery_workers:
+            self.redis = RedisServer(self.work_dir, self.echo)
+            self.redis.start()
+            assert self.redis.process is not None
+            self._started(self.redis.process)
+
+    # Airflow
     def airflow_env(self) -> dict[str, str]:
-        """The environment ``airflow standalone`` runs with."""
+        """The environment every Airflow process runs with."""
         assert self.airflow_port is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         repo_root = str(self.dags_folder.parent)
+        database = (
+            self.postgres.url
+            if self.postgres is not None
+            else f"sqlite:///{self.airflow_home / 'airflow.db'}"
+        )
         env.update(
             {
                 "AIRFLOW_HOME": str(self.airflow_home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.airflow_dags_folder),
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__EXECUTOR": self.topology.executor,
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__CORE__PARALLELISM": "8",
+                "AIRFLOW__CORE__PARALLELISM": str(self.topology.parallelism),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{self.airflow_port}/execution/",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.airflow_home / 'airflow.db'}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
                 "AIRFLOW__API__PORT": str(self.airflow_port),
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__WORKERS": "1",
                 "AIRFLOW__API__BASE_URL": self.airflow_url,
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+                "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                # log servers on free ports, so that stacks side by side do not collide
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self._log_server_port("worker")),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self._log_server_port("trigger")),
                 "PYTHONUNBUFFERED": "1",
                 # standalone runs its components as `airflow ...`: this interpreter's `airflow`
                 "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))),
                 "PYTHONPATH": os.pathsep.join(p for p in (repo_root, os.environ.get("PYTHONPATH")) if p),
             }
         )
+        if self.redis is not None and self.postgres is not None:
+            env.update(
+                {
+                    "AIRFLOW__CELERY__BROKER_URL": self.redis.url,
+                    "AIRFLOW__CELERY__RESULT_BACKEND": self.postgres.celery_result_backend,
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(max(1, self.topology.parallelism // 2)),
+                }
+            )
         env.update(self.connection_env())
         env.update(self.extra_env)
         return env
+
+    def _log_server_port(self, kind: str) -> int:
+        if kind not in self._log_server_ports:
+            self._log_server_ports[kind] = free_port()
+        return self._log_server_ports[kind]
 
     def _link_dags_folders(self) -> None:
         """Fill ``airflow_dags_folder`` with one link per DAG folder (Airflow follows links)."""
@@ -630,41 +656,114 @@ class LocalStack:
                 raise StackError(f"DAG folder {source} does not exist")
             (folder / f"{index}-{source.name}").symlink_to(source, target_is_directory=True)
 
+    def _component_argv(self, component: str) -> list[str]:
+        airflow = [sys.executable, "-m", "airflow"]
+        if component == "standalone":
+            return [*airflow, "standalone"]
+        if component.startswith("triggerer-"):
+            # one log server per machine is enough: the others would fight over its port
+            return [*airflow, "triggerer", *(["--skip-serve-logs"] if component != "triggerer-1" else [])]
+        if component.startswith("celery-worker-"):
+            return [
+                *airflow,
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"{component}@%h",
+                "--without-mingle",
+                "--without-gossip",
+                *(["--skip-serve-logs"] if component != "celery-worker-1" else []),
+            ]
+        return [*airflow, component]
+
+    def _start_component(self, component: str) -> None:
+        self.airflow_processes[component] = self._started(
+            ManagedProcess(
+                f"airflow {component}",
+                self._component_argv(component),
+                env=self.airflow_env(),
+                cwd=self.work_dir,
+                log_path=self.airflow_log(component),
+            )
+        )
+
     def _start_airflow(self) -> None:
         self.airflow_home.mkdir(parents=True, exist_ok=True)
         if self.extra_dags_folders:
             self._link_dags_folders()
         self.airflow_port = free_port()
         self.echo(
-            f"Starting Airflow (airflow standalone, AIRFLOW_HOME={self.airflow_home}, port {self.airflow_port})"
+            f"Starting Airflow ({self.topology.describe()}; AIRFLOW_HOME={self.airflow_home}, "
+            f"port {self.airflow_port})"
         )
-        self.airflow_process = ManagedProcess(
-            "airflow",
-            [sys.executable, "-m", "airflow", "standalone"],
-            env=self.airflow_env(),
-            cwd=self.work_dir,
-            log_path=self.work_dir / "airflow-standalone.log",
-        )
-        self._watch(self.airflow_process)
+        if not self.topology.standalone:
+            self._migrate_database()
+        for component in self.topology.components:
+            self._start_component(component)
         self._wait_for_airflow()
 
-    def _wait_for_airflow(self) -> None:
-        assert self.airflow_process is not None
+    def _migrate_database(self) -> None:
+        log_path = self.work_dir / "airflow-db-migrate.log"
         started = time.monotonic()
-        deadline = started + self.airflow_timeout
+        with open(log_path, "wb") as log:
+            done = subprocess.run(
+                [sys.executable, "-m", "airflow", "db", "migrate"],
+                env=self.airflow_env(),
+                cwd=self.work_dir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=self.airflow_timeout,
+                check=False,
+            )
+        if done.returncode:
+            raise StackError(
+                f"airflow db migrate failed ({done.returncode}); {log_path} ends with:\n{tail(log_path)}"
+            )
+        self.echo(f"  metadata database migrated in {time.monotonic() - started:.0f} s")
+
+    def restart_component(self, component: str, *, timeout: float = 120.0) -> None:
+        """Stop one Airflow process (``triggerer-1``, ``scheduler``, ``celery-worker-2``...) the
+        way an operator would (SIGTERM, then SIGKILL after a grace period), start it again and
+        wait until Airflow is healthy. Only with a topology of separate processes."""
+        if component not in self.airflow_processes or self.topology.standalone:
+            raise StackError(
+                f"No Airflow process {component!r} to restart; the stack runs {sorted(self.airflow_processes)}"
+            )
+        self.airflow_processes[component].stop(self.echo)
+        self._start_component(component)
+        self._wait_for_airflow(timeout=timeout)
+
+    def _check_alive(self) -> None:
+        for component, process in self.airflow_processes.items():
+            if not process.alive():
+                raise StackError(
+                    f"airflow {component} exited with status {process.popen.returncode}; "
+                    f"its log ({process.log_path}) ends with:\n{tail(process.log_path)}"
+                )
+
+    def _celery_workers_ready(self) -> list[str]:
+        """Celery workers that have not yet logged that they are ready."""
+        waiting = []
+        for component, process in self.airflow_processes.items():
+            if component.startswith("celery-worker-"):
+                text = process.log_path.read_text(errors="replace") if process.log_path.exists() else ""
+                if " ready." not in text:
+                    waiting.append(component)
+        return waiting
+
+    def _wait_for_airflow(self, timeout: float | None = None) -> None:
+        started = time.monotonic()
+        deadline = started + (timeout or self.airflow_timeout)
         last_report = 0.0
         state = "starting"
         while True:
-            if not self.airflow_process.alive():
-                raise StackError(
-                    f"airflow standalone exited with status {self.airflow_process.popen.returncode}; "
-                    f"its log ({self.airflow_process.log_path}) ends with:\n{_tail(self.airflow_process.log_path)}"
-                )
+            self._check_alive()
             try:
                 health = AirflowClient(self.airflow_url, "", "", timeout=5).health()
                 unhealthy = [
                     c for c in AIRFLOW_COMPONENTS if (health.get(c) or {}).get("status") != "healthy"
                 ]
+                unhealthy += self._celery_workers_ready()
                 state = "waiting for " + ", ".join(unhealthy) if unhealthy else "healthy"
                 if not unhealthy:
                     break
@@ -672,17 +771,19 @@ class LocalStack:
                 state = "api-server not answering yet"
             now = time.monotonic()
             if now > deadline:
+                log = self.airflow_log()
                 raise StackError(
-                    f"Airflow was not healthy within {self.airflow_timeout:.0f} s ({state}); "
-                    f"log {self.airflow_process.log_path} ends with:\n{_tail(self.airflow_process.log_path)}"
+                    f"Airflow was not healthy within {deadline - started:.0f} s ({state}); "
+                    f"log {log} ends with:\n{tail(log)}"
                 )
             if now - last_report >= 5:
                 self.echo(f"  Airflow: {state} ({now - started:.0f} s)")
                 last_report = now
             time.sleep(1)
-        password = self._admin_password(deadline)
-        self._api = AirflowClient(self.airflow_url, "admin", password)
-        self._api.token()
+        if self._api is None:
+            password = self._admin_password(deadline)
+            self._api = AirflowClient(self.airflow_url, "admin", password)
+            self._api.token()
         self.echo(f"  Airflow healthy after {time.monotonic() - started:.0f} s at {self.airflow_url}")
 
     def _admin_password(self, deadline: float) -> str:
@@ -693,20 +794,3 @@ class LocalStack:
             if time.monotonic() > deadline:
                 raise StackError(f"Airflow did not write the admin password to {path}")
             time.sleep(0.5)
-
-
-def _wait_http(url: str, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status < 500:
-                    return
-        except urllib.error.HTTPError as error:
-            if error.code < 500:
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise StackError(f"{url} did not answer within {timeout:.0f} s")
-        time.sleep(0.2)

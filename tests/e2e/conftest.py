@@ -1,6 +1,8 @@
 """One real stack for every end-to-end test: the emulator plus an embedded ``airflow standalone``
 (scheduler, triggerer, dag-processor, api-server; LocalExecutor on SQLite) running the example
-DAGs of ``dags_examples/``, exactly as ``make demo`` does.
+DAGs of ``dags_examples/``, exactly as ``make demo`` does. With ``FNF_E2E_TOPOLOGY=distributed``
+(``make test-distributed``) the same tests run on CeleryExecutor with Redis and PostgreSQL, two
+Celery workers and two triggerers, each a process of its own.
 
 Starting Airflow costs tens of seconds and about 1 GB, so the stack is session-scoped; each test
 uses its own executions (and its own flows where it changes them) and checks what a user would
@@ -14,6 +16,7 @@ of its own; the stack runs them alongside the examples (``extra_dags_folders``).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import uuid
@@ -24,7 +27,8 @@ from typing import Any
 import pytest
 
 from dags_examples.local_stack.demo import EXAMPLE_QUEUES, path_of, steps_of
-from dags_examples.local_stack.stack import DAGS_FOLDER, LocalStack, session_members
+from dags_examples.local_stack.processes import session_members
+from dags_examples.local_stack.stack import DAGS_FOLDER, AirflowTopology, LocalStack
 from tests.e2e.dags import e2e_lease, e2e_load, e2e_poison
 
 FLOWS = DAGS_FOLDER / "flows"
@@ -39,6 +43,10 @@ EXAMPLE_DAGS = (
     "fnf_start_flow_and_wait",
 )
 TEST_DAGS = tuple(dag_id for module in TEST_DAG_MODULES for dag_id in module.DAG_IDS)
+TOPOLOGIES = {"standalone": AirflowTopology(), "distributed": AirflowTopology.distributed()}
+TOPOLOGY_VARIABLE = "FNF_E2E_TOPOLOGY"
+"""``standalone`` (default: ``airflow standalone``, LocalExecutor on SQLite) or ``distributed``
+(CeleryExecutor with Redis and PostgreSQL, two Celery workers, two triggerers: ``make test-distributed``)."""
 STACK_TIMEOUT = 420
 """pytest-timeout limit of an e2e test: the first one also starts the stack (30-150 s here)."""
 FINAL = ("Succeeded", "Failed", "TimedOut", "Stopped")
@@ -57,17 +65,24 @@ def _create_queues(stack: LocalStack) -> None:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     work_dir = tmp_path_factory.mktemp("local-stack")
-    local = LocalStack(work_dir, extra_dags_folders=[TEST_DAGS_FOLDER], echo=_echo, prepare=_create_queues)
-    sessions: list[int] = []
+    name = os.environ.get(TOPOLOGY_VARIABLE, "standalone")
+    if name not in TOPOLOGIES:
+        raise pytest.UsageError(f"{TOPOLOGY_VARIABLE}={name!r}: expected one of {sorted(TOPOLOGIES)}")
+    local = LocalStack(
+        work_dir,
+        extra_dags_folders=[TEST_DAGS_FOLDER],
+        echo=_echo,
+        prepare=_create_queues,
+        topology=TOPOLOGIES[name],
+    )
     try:
         local.start()
-        sessions = [p.pid for p in (local.emulator_process, local.airflow_process) if p is not None]
         local.api.wait_for_dags((*EXAMPLE_DAGS, *TEST_DAGS), echo=_echo)
         yield local
     finally:
         local.stop()
     # Every process the stack started (scheduler, triggerer, task workers...) is gone.
-    left = {sid: session_members(sid) for sid in sessions}
+    left = {sid: session_members(sid) for sid in local.started_sessions}
     assert not any(left.values()), f"processes left behind by the stack (session: pids): {left}"
 
 

@@ -282,3 +282,12 @@ def test_message_filters(filtering, values, expected):
 
 def test_jsonpath_filter_on_a_non_json_body_does_not_match():
     assert message_matches({"body": "plain text"}, "$.kind") is False
+
+
+def test_messages_from_asset_events_registers_every_task_token_with_the_masker():
+    from airflow.sdk.log import _secrets_masker
+
+    token = "not-a-documented-shape-" + "x" * 20
+    events = [{"extra": {"from_trigger": True, "payload": {"messages": [{"message_id": "m1", "task_token": token}]}}}]
+    messages_from_asset_events(events)
+    assert token not in _secrets_masker().redact(f"returned {token}")

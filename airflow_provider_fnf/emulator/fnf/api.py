@@ -115,6 +115,8 @@ def json_response(status: int, body: dict[str, Any], request_id: str) -> Respons
 
 def error_response(error: ServiceError, request_id: str | None = None) -> Response:
     rid = request_id or new_request_id()
-    return json_response(
+    response = json_response(
         error.status, {"Code": error.code, "Message": error.message, "RequestId": rid, "HostId": HOST_ID}, rid
     )
+    response.error_code = error.code
+    return response

@@ -252,7 +252,9 @@ class MNSService:
 
     def _error(self, request: Request, error: ServiceError, request_id: str) -> Response:
         body = wire.error_document(error.code, error.message, request_id, self._host_url(request))
-        return self._response(error.status, body, request_id)
+        response = self._response(error.status, body, request_id)
+        response.error_code = error.code
+        return response
 
     @staticmethod
     def _host_url(request: Request) -> str:

@@ -7,9 +7,10 @@ import time
 import pytest
 from mns.account import Account
 from mns.mns_exception import MNSClientNetworkException, MNSServerException
-from mns.queue import Message, Queue
+from mns.queue import Message, Queue, QueueMeta
 from mns_emulator_helpers import admin, raw_request
 
+from airflow_provider_fnf.emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 from airflow_provider_fnf.emulator.server import Emulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -122,3 +123,32 @@ def test_reset_drops_queues_and_faults(emulator: Emulator, account: Account, que
 def test_admin_api_is_not_reachable_through_queue_paths(emulator: Emulator, queue: Queue):
     response = raw_request(emulator.mns_endpoint, "GET", "/queues/_emulator/health", sign=False)
     assert (response.status, response.xml_text("Code")) == (400, "MissingAuthorizationHeader")
+
+
+def test_stats_count_answers_by_operation_and_outcome(emulator: Emulator, queue: Queue):
+    admin(emulator, "DELETE", "stats")
+    queue.send_message(Message("x"))
+    admin(emulator, "POST", "faults", {"operation": "ReceiveMessage", "status": 500, "times": 1})
+    with pytest.raises(MNSServerException):
+        queue.receive_message(0)
+    received = queue.receive_message(0)
+    queue.delete_message(received.receipt_handle)
+    with pytest.raises(MNSServerException):
+        queue.delete_message(received.receipt_handle)  # the handle is spent
+    stats = admin(emulator, "GET", "stats").json()["mns"]
+    assert stats["SendMessage"] == {"OK": 1}
+    assert stats["ReceiveMessage"] == {"injected:InternalError": 1, "OK": 1}
+    assert stats["DeleteMessage"] == {"OK": 1, "MessageNotExist": 1}
+    assert admin(emulator, "DELETE", "stats").json() == {"cleared": True}
+    assert admin(emulator, "GET", "stats").json() == {}
+
+
+def test_stats_survive_a_restart_with_a_data_dir(tmp_path):
+    with Emulator(data_dir=str(tmp_path)) as first:
+        admin(first, "GET", "health")
+        account = Account(first.mns_endpoint, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET)
+        account.get_queue("kept").create(QueueMeta())
+    with Emulator(data_dir=str(tmp_path)) as second:
+        account = Account(second.mns_endpoint, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET)
+        account.get_queue("kept").get_attributes()
+        assert admin(second, "GET", "stats").json()["mns"] == {"CreateQueue": {"OK": 1}, "GetQueueAttributes": {"OK": 1}}
