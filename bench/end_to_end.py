@@ -1,7 +1,8 @@
 """End to end: N executions of the reference flow started at once, through a real Airflow and without.
 
-One local stack (``dags_examples/local_stack/stack.py``: the emulator and ``airflow standalone``,
-LocalExecutor on SQLite, the example DAGs of ``dags_examples/`` unchanged) serves every mode, one
+A local stack (``dags_examples/local_stack/stack.py``: the emulator and Airflow with LocalExecutor
+on a private PostgreSQL, each component a process of its own; or ``airflow standalone`` on SQLite
+with ``--e2e-database sqlite``; the example DAGs of ``dags_examples/`` unchanged) per mode, one
 mode after the other. Each mode deploys its own flow, starts N executions at once, and waits
 until every one has ended; latency is the service's own ``StoppedTime - StartedTime`` of each
 execution, throughput is N over the time from the first start to the last stop.
@@ -35,7 +36,7 @@ from typing import Any
 from airflow_provider_fnf.exceptions import FnFProviderError, ServerlessWorkflowTaskAlreadyCompletedError
 from airflow_provider_fnf.messages import run_id_for
 from bench._common import EmulatorProcess, connections, percentile, rounded
-from dags_examples.local_stack.stack import DAGS_FOLDER, AirflowAPIError, LocalStack
+from dags_examples.local_stack.stack import DAGS_FOLDER, AirflowAPIError, AirflowTopology, LocalStack
 
 FLOWS = DAGS_FOLDER / "flows"
 EXAMPLE_QUEUES = ("fnf-demo", "fnf-data-pipeline", "fnf-watcher-demo")
@@ -44,11 +45,12 @@ WORKER_DAG, DISPATCHER_DAG, WATCHER_DAG = "fnf_reference_worker", "fnf_demo_disp
 FINAL = ("Succeeded", "Failed", "TimedOut", "Stopped")
 MODES = ("worker", "rest", "dispatch", "watcher")
 GOAL_LATENCY_RATIO = 1.25
-AIRFLOW_ENV = {
+SQLITE_ENV = {
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "bench._airflow_settings.SQLITE_CONNECT_ARGS",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "bench._airflow_settings.SQLITE_CONNECT_ARGS_ASYNC",
 }
-"""The same for every Airflow mode: see :mod:`bench._airflow_settings`."""
+"""On SQLite, the same for every Airflow mode: see :mod:`bench._airflow_settings`."""
+TOPOLOGIES = {"sqlite": AirflowTopology(), "postgresql": AirflowTopology(standalone=False, database="postgresql")}
 GOAL_THROUGHPUT_RATIO = 0.8
 
 log = logging.getLogger(__name__)
@@ -170,9 +172,9 @@ class AirflowDown(RuntimeError):
 
 
 def _airflow_problem(stack: LocalStack) -> str | None:
-    process = stack.airflow_process
-    if process is None or not process.alive():
-        return "airflow standalone exited"
+    stopped = [name for name, process in stack.airflow_processes.items() if not process.alive()]
+    if stopped or not stack.airflow_processes:
+        return f"airflow {', '.join(stopped) or 'processes'} exited"
     try:
         health = stack.api.health()
     except Exception as error:  # an api-server that does not answer is the problem reported
@@ -209,7 +211,7 @@ def _wait_all(
                 unhealthy_since = time.monotonic()
             elif time.monotonic() - unhealthy_since > 60:
                 raise AirflowDown(
-                    f"{problem} for over 60 s; log: {stack.work_dir / 'airflow-standalone.log'}"
+                    f"{problem} for over 60 s; logs: {stack.work_dir}/airflow-*.log"
                 )
         time.sleep(2)
 
@@ -331,7 +333,7 @@ class EmulatorOnly:
 
 
 def _measure_mode(
-    mode: str, executions: int, timeout: float, warm_up: int, echo: Callable[[str], None]
+    mode: str, executions: int, timeout: float, warm_up: int, database: str, echo: Callable[[str], None]
 ) -> dict[str, Any]:
     """One mode on a stack of its own: a mode that brings Airflow down does not take the next
     one with it, and no mode inherits another's leftovers."""
@@ -344,7 +346,8 @@ def _measure_mode(
             Path(work_dir),
             echo=lambda line: echo(f"  [stack] {line}"),
             prepare=_prepare,
-            extra_env=AIRFLOW_ENV,
+            extra_env=SQLITE_ENV if database == "sqlite" else {},
+            topology=TOPOLOGIES[database],
         )
         with stack:
             stack.api.wait_for_dags([DISPATCHER_DAG, WORKER_DAG, WATCHER_DAG], echo=echo)
@@ -356,7 +359,9 @@ def _measure_mode(
                 return measure(stack, mode, executions, timeout, echo)
             except AirflowDown as error:
                 echo(f"    ABORTED: {error}")
-                log_tail = (Path(work_dir) / "airflow-standalone.log").read_text(errors="replace")[-3000:]
+                log_tail = stack.airflow_log("scheduler" if database != "sqlite" else "").read_text(
+                    errors="replace"
+                )[-3000:]
                 return {
                     "mode": mode,
                     "executions": executions,
@@ -372,6 +377,7 @@ def run(
     modes: tuple[str, ...] = MODES,
     timeout: float = 900.0,
     warm_up: int = 2,
+    database: str = "postgresql",
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     unknown = [m for m in modes if m not in MODES]
@@ -381,14 +387,19 @@ def run(
         logging.getLogger(name).setLevel(logging.WARNING)
     rows: list[dict[str, Any]] = []
     for mode in modes:
-        row = _measure_mode(mode, executions, timeout, warm_up, echo)
+        row = _measure_mode(mode, executions, timeout, warm_up, database, echo)
         rows.append(row)
         if not row.get("aborted"):
             echo(
                 f"    {row['succeeded']}/{executions} succeeded, median {row['median_seconds']} s, "
                 f"p95 {row['p95_seconds']} s, {row['executions_per_minute']} executions/min"
             )
-    return {"benchmark": "end_to_end", "rows": rows, "goals": _goals(rows, executions)}
+    return {
+        "benchmark": "end_to_end",
+        "airflow": TOPOLOGIES[database].describe(),
+        "rows": rows,
+        "goals": _goals(rows, executions),
+    }
 
 
 def _goals(rows: list[dict[str, Any]], executions: int) -> list[dict[str, Any]]:

@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         "message), watcher (runs from asset events)",
     )
     e2e.add_argument("--e2e-timeout", type=float, default=1800.0, help="seconds per mode")
+    e2e.add_argument(
+        "--e2e-database",
+        choices=("sqlite", "postgresql"),
+        default="postgresql",
+        help="Airflow's metadata database: postgresql (components as separate processes, a private "
+        "PostgreSQL) or sqlite (airflow standalone)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     return parser
@@ -142,7 +149,13 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
         from bench import end_to_end
 
         modes = tuple(m.strip() for m in args.e2e_modes.split(",") if m.strip())
-        return end_to_end.run(executions=args.executions, modes=modes, timeout=args.e2e_timeout, echo=echo)
+        return end_to_end.run(
+            executions=args.executions,
+            modes=modes,
+            timeout=args.e2e_timeout,
+            database=args.e2e_database,
+            echo=echo,
+        )
     raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(ORDER)}")
 
 
