@@ -4,8 +4,8 @@ Flow: ``dags_examples/flows/watcher_flow.yaml``; its step sends
 ``{"task_token": "<token>", "order_id": "..."}`` to the MNS queue ``fnf-watcher-demo``.
 
 ``fnf_watcher_worker`` is scheduled on an asset watched by :class:`MNSMessageTrigger`: each
-event carries a batch of up to 16 leased messages, and Airflow may fold several events into one
-run. The run therefore handles **every** message of ``triggering_asset_events``
+event carries up to 256 leased messages (one batch of 16, or several while a backlog lasts:
+``max_messages_per_event``), and Airflow may fold several events into one run. The run therefore handles **every** message of ``triggering_asset_events``
 (:func:`messages_from_asset_events`), one mapped task instance per message, and reports each
 token with a mapped :class:`ServerlessWorkflowReportTaskOperator` (same map index as the work).
 Compare with ``reference_worker.py`` (one run per message, via a dispatcher): the watcher mode

@@ -44,7 +44,8 @@ class MNSSensor(BaseSensorOperator):
     :param mns_conn_id: MNS connection id.
     :param fnf_conn_id: Serverless Workflow connection id, used to report poison messages' tasks failed.
     :param max_messages: messages per receive call, 1..16.
-    :param num_batches: receive calls per poke (poke mode): up to ``max_messages * num_batches`` messages.
+    :param num_batches: receive calls per poke, or per resume in deferrable mode: up to
+        ``max_messages * num_batches`` messages.
     :param wait_time_seconds: long-poll seconds per receive call, 0..30.
     :param lease_seconds: processing lease set on each message received, 1..43,200 (default 3,600).
     :param delete_on_receipt: opt-in: delete each message as soon as it is received instead of
@@ -152,7 +153,12 @@ class MNSSensor(BaseSensorOperator):
         arguments["message_filtering_match_values"] = (
             list(values) if arguments["message_filtering"] and values else None
         )
-        return MNSMessageTrigger(**arguments, wait_time_seconds=self.wait_time_seconds)
+        return MNSMessageTrigger(
+            **arguments,
+            wait_time_seconds=self.wait_time_seconds,
+            # a resumed sensor gets what a poke would: up to num_batches batches
+            max_messages_per_event=self.max_messages * self.num_batches,
+        )
 
     def _receive(self, wait_seconds: int, batches: int) -> list[dict[str, Any]]:
         collected: list[dict[str, Any]] = []

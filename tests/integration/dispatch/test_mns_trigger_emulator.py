@@ -1,17 +1,22 @@
 """MNSMessageTrigger with the real MNS SDK over HTTP against the emulator: real task tokens from
-real flow executions, leases, poison messages, transient faults, a free event loop."""
+real flow executions, leases, poison messages, transient faults, a free event loop, events of
+several batches, a client kept between runs that follows changes of its connection."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
 import json
+import threading
 
 import pytest
 from dispatch_it_support import FNF_CONN_ID, MNS_CONN_ID
 
+from airflow_provider_fnf.emulator.server import Emulator
+from airflow_provider_fnf.exceptions import MNSAuthenticationError
+from airflow_provider_fnf.hooks.mns import MNSHook
 from airflow_provider_fnf.triggers.mns import MNSMessageTrigger
-from tests.support import admin
+from tests.support import admin, mns_connection, set_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -74,12 +79,41 @@ def test_leased_messages_are_not_delivered_again_to_a_second_trigger(flow):
         asyncio.run(events_of(trigger_for(flow, wait_time_seconds=1), limit=3))
 
 
-def test_more_than_sixteen_messages_come_in_batches_of_sixteen(flow):
-    flow.mns.send_messages(flow.queue_name, [json.dumps({"task_token": f"token-{i:04d}"}) for i in range(20)])
-    first = first_event(trigger_for(flow))
-    second = first_event(trigger_for(flow))
+def send_tokens(flow, count: int, pad: int = 0) -> None:
+    flow.mns.send_messages(
+        flow.queue_name,
+        [json.dumps({"task_token": f"token-{i:04d}", "pad": "x" * pad}) for i in range(count)],
+    )
+
+
+def test_a_backlog_comes_in_one_event_of_several_batches_every_message_leased(flow):
+    send_tokens(flow, 40)
+
+    payload = first_event(rebuilt(trigger_for(flow, lease_seconds=600)))
+
+    messages = payload["messages"]
+    assert len(messages) == 40 and len({m["message_id"] for m in messages}) == 40
+    json.dumps(payload)
+    assert flow.counts() == (0, 40)  # all leased before the event fired
+    # Every handle in the event is the lease's newest one: deleting with them empties the queue.
+    failed = flow.mns.delete_messages(flow.queue_name, [m["receipt_handle"] for m in messages])
+    assert failed == {} and flow.counts() == (0, 0)
+
+
+def test_max_messages_per_event_bounds_an_event(flow):
+    send_tokens(flow, 20)
+    first = first_event(trigger_for(flow, max_messages_per_event=16))
+    second = first_event(trigger_for(flow, max_messages_per_event=16))
     assert len(first["messages"]) == 16 and len(second["messages"]) == 4
     assert len({m["message_id"] for m in first["messages"] + second["messages"]}) == 20
+
+
+def test_max_bytes_per_event_bounds_an_event(flow):
+    send_tokens(flow, 40, pad=2_100)  # over 2 KiB a body: 16 of them pass 32 KiB
+
+    sizes = [len(first_event(trigger_for(flow, max_bytes_per_event=32_768))["messages"]) for _ in range(3)]
+
+    assert sizes == [16, 16, 8]
 
 
 def test_poison_messages_go_to_the_dead_letter_queue_and_good_ones_still_arrive(flow):
@@ -214,3 +248,47 @@ def test_message_queue_trigger_scheme_mns_reads_the_queue(flow):
     )
     payload = first_event(trigger)
     assert len(payload["messages"]) == 1 and payload["messages"][0]["flow_name"] == flow.flow_name
+
+
+# -- the SDK client kept between runs -------------------------------------------------------------
+
+
+def test_runs_one_after_another_reuse_one_sdk_client(flow, monkeypatch):
+    seen: list[tuple[int, object]] = []
+    receive = MNSHook.receive_messages
+
+    def recording(hook, *args, **kwargs):
+        seen.append((threading.get_ident(), hook.get_conn()))
+        return receive(hook, *args, **kwargs)
+
+    monkeypatch.setattr(MNSHook, "receive_messages", recording)
+    send_tokens(flow, 2)
+
+    for _ in range(2):
+        assert len(first_event(trigger_for(flow, max_messages=1, max_messages_per_event=1))["messages"]) == 1
+
+    # The same thread and the same SDK client (with its open connection) served both runs.
+    assert len(seen) == 2 and seen[0][0] == seen[1][0] and seen[0][1] is seen[1][1]
+
+
+def test_a_changed_connection_takes_effect_on_the_next_run(flow, monkeypatch):
+    send_tokens(flow, 1)
+    assert len(first_event(trigger_for(flow))["messages"]) == 1  # a client for this connection
+
+    # The connection now points at another MNS endpoint: the next run reads that one.
+    with Emulator() as other:
+        other_hook = MNSHook(
+            set_connection(monkeypatch, "mns_other_endpoint", **mns_connection(other.mns_endpoint))
+        )
+        other_hook.create_queue(flow.queue_name)
+        other_hook.send_message(flow.queue_name, json.dumps({"task_token": "token-elsewhere"}))
+        set_connection(monkeypatch, MNS_CONN_ID, **mns_connection(other.mns_endpoint))
+
+        payload = first_event(trigger_for(flow))
+
+        assert [m["task_token"] for m in payload["messages"]] == ["token-elsewhere"]
+
+    # Its secret changed and is now wrong: the next run fails on it instead of using the old client.
+    set_connection(monkeypatch, MNS_CONN_ID, **{**mns_connection(flow.mns.endpoint), "password": "rotated"})
+    with pytest.raises(MNSAuthenticationError, match=MNS_CONN_ID):
+        asyncio.run(events_of(trigger_for(flow), 20))

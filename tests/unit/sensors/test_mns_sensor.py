@@ -100,6 +100,7 @@ def test_deferrable_checks_once_then_defers_to_the_trigger():
         120,
     )
     assert kwargs["message_filtering_match_values"] == ["a"]
+    assert kwargs["max_messages_per_event"] == 16  # what one poke receives: max_messages x num_batches
     assert deferred.value.method_name == "execute_complete"
     assert deferred.value.timeout == timedelta(seconds=600)
 
