@@ -288,7 +288,10 @@ def messages_from_asset_events(triggering_asset_events: Any) -> list[dict[str, A
 
     Accepts the context's mapping ``{asset: [AssetEvent, ...]}``, a list of events, or event
     dicts with an ``extra`` key; events that did not come from our trigger are ignored. Every
-    task token returned is registered with Airflow's secrets masker first.
+    task token returned is registered with Airflow's secrets masker first. A ``@task`` that
+    returns these messages should say ``@task(show_return_value_in_logs=False)``: with
+    LocalExecutor, Airflow also echoes each task log line to the scheduler's output, and that
+    copy is not masked.
     """
     collected: list[dict[str, Any]] = []
     for event in _iter_events(triggering_asset_events):

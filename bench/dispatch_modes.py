@@ -21,28 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from airflow_provider_fnf.messages import run_id_for
+from dags_examples.local_stack.flows import callback_flow
 from dags_examples.local_stack.stack import LocalStack
 
 DAGS = Path(__file__).resolve().parent / "dispatch_dags"
 MODES = ("operator", "mapped", "watcher", "direct")
 
-FLOW = """
-version: v1
-type: flow
-steps:
-  - type: task
-    name: Work
-    resourceArn: acs:mns:::/queues/{queue}/messages
-    pattern: waitForCallback
-    inputMappings:
-      - target: task_token
-        source: $context.task.token
-      - target: n
-        source: $input.n
-    serviceParams:
-      MessageBody: $
-      Priority: 1
-"""
 
 
 def queue_of(mode: str) -> str:
@@ -66,7 +50,7 @@ def measure(stack: LocalStack, mode: str, count: int) -> dict[str, object]:
     fnf = ServerlessWorkflowHook()
     mns = MNSHook()
     flow = f"bench-{mode}-{uuid.uuid4().hex[:6]}"
-    fnf.create_or_update_flow(flow, FLOW.format(queue=queue_of(mode)))
+    fnf.create_or_update_flow(flow, callback_flow(queue_of(mode)))
     names = [f"e{i:03d}-{uuid.uuid4().hex[:6]}" for i in range(count)]
 
     started = time.monotonic()

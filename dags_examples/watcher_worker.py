@@ -58,7 +58,7 @@ with DAG(
     tags=["fnf", "example", "watcher"],
 ):
 
-    @task
+    @task(show_return_value_in_logs=False)  # the messages carry task tokens
     def received_messages(**context: Any) -> list[dict[str, Any]]:
         """Every message of this run's triggering asset events, de-duplicated by message id."""
         messages = messages_from_asset_events(context["triggering_asset_events"])

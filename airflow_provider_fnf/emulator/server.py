@@ -14,7 +14,8 @@ Admin API (both ports, JSON, no authentication; the emulator binds to 127.0.0.1 
   service, operation and outcome: ``{"fnf": {"ReportTaskSucceeded": {"OK": 500,
   "TaskAlreadyCompleted": 3, "injected:InternalError": 48}}, "mns": {...}}``. An outcome is
   ``OK`` for a 2xx answer, the service's error code otherwise, ``injected:<code>`` for an
-  injected error and ``dropped`` for a connection the fault rules closed. With ``data_dir`` the
+  injected error and ``dropped`` for a connection the fault rules closed; ``delayed`` counts
+  the requests a latency rule slowed down (they are counted under their outcome too). With ``data_dir`` the
   counts are saved at a clean stop and read back at start, like the rest of the state.
 """
 
@@ -173,6 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault = server.emulator.faults.fire(server.service_name, operation)
         if fault is not None:
             if fault.latency_ms:
+                server.emulator.stats.count(server.service_name, operation, "delayed")
                 time.sleep(fault.latency_ms / 1000)
             if fault.drop_connection:
                 self.close_connection = True

@@ -19,37 +19,20 @@ from urllib.parse import quote
 
 import pytest
 
+from dags_examples.local_stack.flows import callback_flow
 from dags_examples.local_stack.stack import LocalStack
 from tests.e2e.dags import e2e_lease, e2e_load
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 BURST = 50
-FLOW = """
-version: v1
-type: flow
-steps:
-  - type: task
-    name: Work
-    resourceArn: acs:mns:::/queues/{queue}/messages
-    pattern: waitForCallback
-    timeoutSeconds: 900
-    inputMappings:
-      - target: task_token
-        source: $context.task.token
-      - target: n
-        source: $input.n
-    serviceParams:
-      MessageBody: $
-      Priority: 1
-"""
 FINAL = ("Succeeded", "Failed", "TimedOut", "Stopped")
 CONF_KEYS = {"body", "task_token", "message_id", "queue_name", "receipt_handle"}
 
 
 def deploy(flows: Any, queue: str) -> str:
     flow = f"{queue}-{uuid.uuid4().hex[:6]}"
-    flows.fnf.create_or_update_flow(flow, FLOW.format(queue=queue))
+    flows.fnf.create_or_update_flow(flow, callback_flow(queue, timeout_seconds=900))
     return flow
 
 

@@ -131,13 +131,14 @@ def test_stats_count_answers_by_operation_and_outcome(emulator: Emulator, queue:
     admin(emulator, "POST", "faults", {"operation": "ReceiveMessage", "status": 500, "times": 1})
     with pytest.raises(MNSServerException):
         queue.receive_message(0)
+    admin(emulator, "POST", "faults", {"operation": "ReceiveMessage", "latency_ms": 1, "times": 1})
     received = queue.receive_message(0)
     queue.delete_message(received.receipt_handle)
     with pytest.raises(MNSServerException):
         queue.delete_message(received.receipt_handle)  # the handle is spent
     stats = admin(emulator, "GET", "stats").json()["mns"]
     assert stats["SendMessage"] == {"OK": 1}
-    assert stats["ReceiveMessage"] == {"injected:InternalError": 1, "OK": 1}
+    assert stats["ReceiveMessage"] == {"injected:InternalError": 1, "delayed": 1, "OK": 1}
     assert stats["DeleteMessage"] == {"OK": 1, "MessageNotExist": 1}
     assert admin(emulator, "DELETE", "stats").json() == {"cleared": True}
     assert admin(emulator, "GET", "stats").json() == {}
