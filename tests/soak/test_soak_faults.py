@@ -287,7 +287,7 @@ def test_soak_with_faults(soak_stack: tuple[LocalStack, Path]) -> None:
     unexpected = {
         k: v
         for k, v in reports.items()
-        if k not in ("OK", "TaskAlreadyCompleted") and not k.startswith("injected:")
+        if k not in ("OK", "TaskAlreadyCompleted", "delayed") and not k.startswith("injected:")
     }
     assert not unexpected, f"reports answered otherwise: {unexpected}"
     assert stats.get("fnf", {}).get("ReportTaskFailed", {}).get("OK", 0) == 0
@@ -315,7 +315,7 @@ def test_soak_with_faults(soak_stack: tuple[LocalStack, Path]) -> None:
     results["minutes"] = round((time.monotonic() - soak_run.started) / 60, 1)
     results["injected"] = {
         service: {
-            op: {k: v for k, v in outcomes.items() if k.startswith("injected") or k == "dropped"}
+            op: {k: v for k, v in outcomes.items() if k.startswith("injected") or k in ("dropped", "delayed")}
             for op, outcomes in operations.items()
         }
         for service, operations in stats.items()
