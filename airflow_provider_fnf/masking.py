@@ -10,6 +10,7 @@ strips credentials and tokens from SDK messages before they go into our own exce
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 try:  # Airflow 3.1+
@@ -19,7 +20,7 @@ except ImportError:  # pragma: no cover - Airflow 3.0
         mask_secret as _airflow_mask_secret,
     )
 
-__all__ = ["mask_secret", "mask_task_token", "mask_task_token_by_shape", "redact_text"]
+__all__ = ["mask_secret", "mask_task_token", "mask_task_token_by_shape", "redact_text", "scrub_exception_chain"]
 
 _MASKED: set[str] = set()
 """Values already registered in this process: registering is not free, tokens repeat."""
@@ -92,7 +93,60 @@ def _register_token_shape() -> bool:
     return True
 
 
+_TASK_TOKEN_ANY_FORM = re.compile(_TASK_TOKEN_SHAPE_PATTERN)
+
+
 def redact_text(text: str) -> str:
-    """Return ``text`` with task tokens, security tokens and signatures in URL query strings
-    replaced by ``***`` (SDK network errors quote the whole request URL)."""
-    return _SENSITIVE_QUERY.sub(lambda m: m.group("key") + "***", text)
+    """Return ``text`` with task tokens, security tokens and signatures in URL query strings, and
+    anything shaped like a task token, replaced by ``***`` (SDK network errors quote the whole
+    request URL)."""
+    text = _SENSITIVE_QUERY.sub(lambda m: m.group("key") + "***", text)
+    return _TASK_TOKEN_ANY_FORM.sub("***", text)
+
+
+def scrub_exception_chain(error: BaseException, secrets: tuple[str, ...] = ()) -> BaseException:
+    """Redact, in place, the text of ``error`` and of every exception it carries (``__cause__``,
+    ``__context__``, the SDKs' ``inner_exception`` and ``reason``), and return it.
+
+    Our errors are raised ``from`` the SDK's, and Airflow logs a task's failure with its whole
+    chain. The SDKs' network errors repeat the request URL, task token and signature included;
+    a secrets masker does not always stand between them and a log line (LocalExecutor echoes
+    task log lines to the scheduler's output unmasked). Keep the chain, lose the secrets.
+    """
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in secrets:
+                if secret:
+                    value = value.replace(secret, "***")
+            return redact_text(value)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(clean(v) for v in value)
+        return value
+
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        try:
+            current.args = tuple(clean(a) for a in current.args)
+        except (AttributeError, TypeError):  # pragma: no cover - an exception refusing new args
+            pass
+        for name in ("message", "url", "data"):
+            value = getattr(current, name, None)
+            if isinstance(value, (str, dict)):
+                try:
+                    setattr(current, name, clean(value))
+                except (AttributeError, TypeError):  # pragma: no cover - a read-only attribute
+                    pass
+        for name in ("__cause__", "__context__", "inner_exception", "reason"):
+            linked = getattr(current, name, None)
+            if isinstance(linked, BaseException):
+                pending.append(linked)
+        pending.extend(a for a in current.args if isinstance(a, BaseException))
+    return error

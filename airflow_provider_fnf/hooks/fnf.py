@@ -50,7 +50,7 @@ from airflow_provider_fnf.limits import (
     FNF_MAX_NAME_CHARS,
     FNF_MAX_OUTPUT_BYTES,
 )
-from airflow_provider_fnf.masking import mask_task_token, redact_text
+from airflow_provider_fnf.masking import mask_task_token, redact_text, scrub_exception_chain
 
 if TYPE_CHECKING:
     from alibabacloud_fnf20190315.client import Client as FnFClient
@@ -276,7 +276,8 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
                     )
                     time.sleep(delay)
                     continue
-                raise self._translate(exc, action, resource, attempt, secrets) from exc
+                translated = self._translate(exc, action, resource, attempt, secrets)
+                raise translated from scrub_exception_chain(exc, secrets)
 
     def _translate(
         self, exc: Exception, action: str, resource: str | None, attempts: int, secrets: tuple[str, ...]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
+import traceback
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -305,6 +307,13 @@ def test_unreachable_endpoint_after_bounded_retries(monkeypatch):
     message = str(info.value)
     assert f"127.0.0.1:{port}" in message and "fnf_closed" in message and "after 3 attempts" in message
     assert token not in message and quote_plus(token) not in message
+    # Airflow logs a failed task's whole exception chain: the SDK errors under ours (which quote
+    # the request URL) must not hold the token, its encoded forms, the signature or the secret.
+    chain = "".join(traceback.format_exception(info.value))
+    assert "ConnectionError" in chain or "Connection refused" in chain  # the cause is still there
+    for secret in (token, quote_plus(token), quote(token, safe=""), "emulator-access-key-secret"):
+        assert secret not in chain
+    assert re.search(r"Signature=[^*&\s]", chain) is None
 
 
 # --- threads and masking ------------------------------------------------------------------------
