@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -205,8 +206,6 @@ class RedisServer:
 
 
 def _answers_ping(port: int) -> bool:
-    import socket
-
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
         sock.sendall(b"PING\r\n")
         return sock.recv(16).startswith(b"+PONG")
