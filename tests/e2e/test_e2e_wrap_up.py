@@ -3,9 +3,11 @@ name sorts after theirs, so it runs last):
 
 - no log of Airflow (its components' logs and every task and trigger log) holds the access key
   secret or anything shaped like a task token;
-- under ``FNF_E2E_TOPOLOGY=distributed`` the tasks ran on every Celery worker and the triggers on
-  every triggerer: otherwise the distributed run would prove nothing about a provider spread over
-  several machines.
+- under ``FNF_E2E_TOPOLOGY=distributed`` the tasks ran on every Celery worker (otherwise the
+  distributed run would prove nothing about a provider spread over several machines), and every
+  triggerer stayed up while the triggers fired. Which triggerer runs a trigger is Airflow's
+  choice (by free capacity): with a dozen triggers one triggerer may take them all, so the split
+  between triggerers is reported, not asserted.
 """
 
 from __future__ import annotations
@@ -62,4 +64,6 @@ def test_work_was_spread_over_every_worker_and_triggerer(stack: LocalStack) -> N
     }
     print(f"tasks per Celery worker: {workers}; trigger events per triggerer: {triggerers}")
     assert all(workers.values()), f"a Celery worker ran no task: {workers}"
-    assert all(triggerers.values()), f"a triggerer fired no trigger event: {triggerers}"
+    assert sum(triggerers.values()) > 0, f"no triggerer fired a trigger event: {triggerers}"
+    stopped = [name for name in triggerers if not stack.airflow_processes[name].alive()]
+    assert not stopped, f"triggerer(s) {stopped} exited during the run"
