@@ -3,6 +3,7 @@ credentials from a connection, backoff."""
 
 from __future__ import annotations
 
+import abc
 import random
 import threading
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ RETRY_MAX_DELAY_SECONDS = 5.0
 SettingsT = TypeVar("SettingsT")
 
 
-class ConnectionSettingsHook(BaseHook, Generic[SettingsT]):
+class ConnectionSettingsHook(BaseHook, Generic[SettingsT], abc.ABC):
     """A hook whose settings (endpoint, credentials...) are read from its connection once, on
     first use, never in ``__init__``. Subclasses turn a connection into settings in
     :meth:`_settings_from`; the connection id is the attribute named by ``conn_name_attr``.
@@ -38,8 +39,10 @@ class ConnectionSettingsHook(BaseHook, Generic[SettingsT]):
         self._settings: SettingsT | None = None
         self._settings_lock = threading.Lock()
 
+    @abc.abstractmethod
     def _settings_from(self, conn: Any) -> SettingsT:
-        raise NotImplementedError
+        """The hook's settings from its connection; raises an error naming the connection id and
+        the field when one is missing or wrong."""
 
     @property
     def settings(self) -> SettingsT:
