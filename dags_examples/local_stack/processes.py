@@ -116,6 +116,18 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def wait_until(
+        self, ready: Callable[[], bool], *, what: str, timeout: float, interval: float = 0.2
+    ) -> None:
+        """Poll ``ready()`` until it holds; fail early, with the log's tail, if the process exits."""
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if not self.alive():
+                raise StackError(f"{self.name} exited; {self.log_path} ends with:\n{tail(self.log_path)}")
+            if time.monotonic() > deadline:
+                raise StackError(f"{self.name} did not {what} within {timeout:.0f} s")
+            time.sleep(interval)
+
     def stop(self, echo: Echo, grace_seconds: float = 25.0) -> None:
         """SIGTERM the whole session, wait, SIGKILL what is left; returns when nothing is left."""
         sid = self.pid

@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from dags_examples.local_stack.processes import Echo, ManagedProcess, StackError, free_port, tail
@@ -119,16 +118,13 @@ class PostgresServer:
             cwd=self.log_dir,
             log_path=self.log_dir / "postgres.log",
         )
-        deadline = time.monotonic() + timeout
         isready = [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", POSTGRES_USER]
-        while subprocess.run(isready, capture_output=True, check=False).returncode != 0:
-            if not self.process.alive():
-                raise StackError(
-                    f"PostgreSQL exited; {self.process.log_path} ends with:\n{tail(self.process.log_path)}"
-                )
-            if time.monotonic() > deadline:
-                raise StackError(f"PostgreSQL did not accept connections within {timeout:.0f} s")
-            time.sleep(0.3)
+        self.process.wait_until(
+            lambda: subprocess.run(isready, capture_output=True, check=False).returncode == 0,
+            what="accept connections",
+            timeout=timeout,
+            interval=0.3,
+        )
         created = subprocess.run(
             [
                 str(bin_dir / "createdb"),
@@ -189,15 +185,7 @@ class RedisServer:
         self.process = ManagedProcess(
             "redis", argv, env=os.environ, cwd=self.log_dir, log_path=self.log_dir / "redis.log"
         )
-        deadline = time.monotonic() + timeout
-        while not _answers_ping(self.port):
-            if not self.process.alive():
-                raise StackError(
-                    f"Redis exited; {self.process.log_path} ends with:\n{tail(self.process.log_path)}"
-                )
-            if time.monotonic() > deadline:
-                raise StackError(f"Redis did not answer within {timeout:.0f} s")
-            time.sleep(0.2)
+        self.process.wait_until(lambda: _answers_ping(self.port), what="answer PING", timeout=timeout)
 
     def stop(self) -> None:
         if self.process is not None:
