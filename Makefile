@@ -9,10 +9,11 @@ PYTEST_FLAGS ?=
 
 .PHONY: install browser services lint typecheck test test-unit test-integration test-e2e test-distributed test-soak ci demo emulator bench clean
 
-$(STAMP): pyproject.toml
+# The provider and, as its own distribution, the emulator (./fnf-emulator), both editable.
+$(STAMP): pyproject.toml fnf-emulator/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
-	$(UV) pip install --quiet --python $(PY) -e '.[test]'
+	$(UV) pip install --quiet --python $(PY) -e ./fnf-emulator -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,7 +32,7 @@ services:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null; }
 
 lint: install
-	$(VENV)/bin/ruff check airflow_provider_fnf dags_examples tests bench
+	$(VENV)/bin/ruff check airflow_provider_fnf fnf-emulator dags_examples tools tests bench
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -63,10 +64,10 @@ test-soak: install services
 ci: test test-soak test-distributed
 
 demo: install
-	$(PY) -m dags_examples.local_stack.demo $(DEMO_ARGS)
+	$(PY) -m tools.local_stack.demo $(DEMO_ARGS)
 
 emulator: install
-	$(PY) -m airflow_provider_fnf.emulator $(EMULATOR_ARGS)
+	$(PY) -m fnf_emulator $(EMULATOR_ARGS)
 
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)

@@ -1,7 +1,8 @@
 """Limits of Simple Message Queue (MNS) and Serverless Workflow, in one place.
 
-This module is a leaf: it imports nothing, so both the provider and the local emulator
-(which imports nothing else from the provider) can share these numbers.
+The provider checks what users pass against these numbers. The local emulator
+(``fnf-emulator``) keeps its own copy, written from the same published limits, so a limit that
+is wrong here is caught by the emulator.
 """
 
 # --- Simple Message Queue (MNS) ---------------------------------------------------------

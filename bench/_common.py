@@ -15,9 +15,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from unittest import mock
 
-from airflow_provider_fnf.emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from airflow_provider_fnf.testing import emulator_connections
 
 REGION = "cn-hangzhou"
 
@@ -25,33 +24,16 @@ REGION = "cn-hangzhou"
 _REQUEST_LINE = re.compile(r" (mns|fnf) (\w+) [A-Z]+ \S+ -> (\d+) in ")
 
 
-def connection_env(mns_endpoint: str, fnf_endpoint: str) -> dict[str, str]:
-    """``AIRFLOW_CONN_MNS_DEFAULT`` / ``AIRFLOW_CONN_FNF_DEFAULT`` for the emulator's endpoints."""
-    mns = {
-        "conn_type": "mns",
-        "login": DEFAULT_ACCESS_KEY_ID,
-        "password": DEFAULT_ACCESS_KEY_SECRET,
-        "extra": {"endpoint": mns_endpoint},
-    }
-    fnf = {
-        "conn_type": "fnf",
-        "login": DEFAULT_ACCESS_KEY_ID,
-        "password": DEFAULT_ACCESS_KEY_SECRET,
-        "extra": {"endpoint": fnf_endpoint.split("://", 1)[1], "protocol": "http", "region": REGION},
-    }
-    return {"AIRFLOW_CONN_MNS_DEFAULT": json.dumps(mns), "AIRFLOW_CONN_FNF_DEFAULT": json.dumps(fnf)}
-
-
 @contextlib.contextmanager
 def connections(mns_endpoint: str, fnf_endpoint: str) -> Iterator[None]:
     """Point ``mns_default`` and ``fnf_default`` at the emulator for the duration."""
-    with mock.patch.dict(os.environ, connection_env(mns_endpoint, fnf_endpoint)):
+    with emulator_connections(mns_endpoint, fnf_endpoint):
         yield
 
 
 @dataclass
 class EmulatorProcess:
-    """The emulator as its own process (``python -m airflow_provider_fnf.emulator``), so that what
+    """The emulator as its own process (``python -m fnf_emulator``), so that what
     this process spends is the client side alone. With ``debug`` it logs one line per request,
     which :meth:`request_counts` reads."""
 
@@ -72,7 +54,7 @@ class EmulatorProcess:
         argv = [
             sys.executable,
             "-m",
-            "airflow_provider_fnf.emulator",
+            "fnf_emulator",
             "--mns-port",
             "0",
             "--fnf-port",

@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from airflow_provider_fnf.messages import run_id_for
-from dags_examples.local_stack.flows import callback_flow
-from dags_examples.local_stack.stack import LocalStack
+from tools.local_stack.flows import callback_flow
+from tools.local_stack.stack import LocalStack
 
 DAGS = Path(__file__).resolve().parent / "dispatch_dags"
 MODES = ("operator", "mapped", "watcher", "direct")

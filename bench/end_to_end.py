@@ -1,6 +1,6 @@
 """End to end: N executions of the reference flow started at once, through a real Airflow and without.
 
-A local stack (``dags_examples/local_stack/stack.py``: the emulator and Airflow with LocalExecutor
+A local stack (``tools/local_stack/stack.py``: the emulator and Airflow with LocalExecutor
 on a private PostgreSQL, each component a process of its own; or ``airflow standalone`` on SQLite
 with ``--e2e-database sqlite``; the example DAGs of ``dags_examples/`` unchanged) per mode, one
 mode after the other. Each mode deploys its own flow, starts N executions at once, and waits
@@ -36,7 +36,7 @@ from typing import Any
 from airflow_provider_fnf.exceptions import FnFProviderError, ServerlessWorkflowTaskAlreadyCompletedError
 from airflow_provider_fnf.messages import run_id_for
 from bench._common import EmulatorProcess, connections, percentile, rounded
-from dags_examples.local_stack.stack import DAGS_FOLDER, AirflowAPIError, AirflowTopology, LocalStack
+from tools.local_stack.stack import DAGS_FOLDER, AirflowAPIError, AirflowTopology, LocalStack
 
 FLOWS = DAGS_FOLDER / "flows"
 EXAMPLE_QUEUES = ("fnf-demo", "fnf-data-pipeline", "fnf-watcher-demo")

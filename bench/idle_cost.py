@@ -2,7 +2,7 @@
 
 ``N`` :class:`MNSMessageTrigger` instances (default 50), one per empty queue, run in one asyncio
 event loop in this process, as the triggerer runs them. The emulator runs as its own process
-(``python -m airflow_provider_fnf.emulator --log-level DEBUG``), so this process's CPU time is
+(``python -m fnf_emulator --log-level DEBUG``), so this process's CPU time is
 the triggerer side alone; the emulator's one log line per request gives the calls made to the
 queue service. Measured over a window after the triggers have started (their first long poll is
 in flight):

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from bench.dispatch_modes import FLOW
-from dags_examples.local_stack.stack import LocalStack
+from tools.local_stack.stack import LocalStack
 
 DAGS = Path(__file__).resolve().parent / "lease_dags"
 QUEUE = "lease-expiry"

@@ -25,13 +25,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from fnf_emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from fnf_emulator.limits import MNS_MAX_BATCH_SIZE
+from fnf_emulator.server import Emulator
 from mns.account import Account
 from mns.mns_exception import MNSServerException
 from mns.queue import Message, QueueMeta
-
-from airflow_provider_fnf.emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
-from airflow_provider_fnf.emulator.server import Emulator
-from airflow_provider_fnf.limits import MNS_MAX_BATCH_SIZE
 
 BODY = json.dumps({"task_token": "x" * 120, "input": {"order": 12345, "items": ["a", "b", "c"]}})
 
@@ -47,7 +46,7 @@ def running_emulator(data_dir: str | None, in_process: bool) -> Iterator[str]:
         command = [
             sys.executable,
             "-m",
-            "airflow_provider_fnf.emulator",
+            "fnf_emulator",
             "--mns-port",
             "0",
             "--fnf-port",

@@ -54,7 +54,8 @@ import uuid
 from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow_provider_fnf.emulator.server import Emulator
+from fnf_emulator.server import Emulator
+
 from airflow_provider_fnf.hooks.mns import MNSHook
 from airflow_provider_fnf.limits import MNS_MAX_BATCH_SIZE
 from airflow_provider_fnf.receiver import DEFAULT_LEASE_SECONDS
@@ -257,7 +258,7 @@ def run(
     """Drain ``messages`` on each path; a path still draining after ``budget`` seconds is stopped
     and its rate is what it drained in that time."""
     counter = RequestCounter()
-    server_log = logging.getLogger("airflow_provider_fnf.emulator.server")
+    server_log = logging.getLogger("fnf_emulator.server")
     saved_level = server_log.level
     server_log.setLevel(logging.DEBUG)
     server_log.addHandler(counter)

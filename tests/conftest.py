@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from airflow_provider_fnf.emulator.server import Emulator
+from fnf_emulator.server import Emulator
 
 
 @pytest.fixture(scope="module")

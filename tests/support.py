@@ -11,17 +11,18 @@ import socket
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_fnf.emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from fnf_emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+
+from airflow_provider_fnf import testing
 
 if TYPE_CHECKING:
     import pytest
-
-    from airflow_provider_fnf.emulator.server import Emulator
+    from fnf_emulator.server import Emulator
 
 ACCESS_KEY_ID = DEFAULT_ACCESS_KEY_ID
 ACCESS_KEY_SECRET = DEFAULT_ACCESS_KEY_SECRET
 """The emulator's default AccessKey pair."""
-REGION = "cn-hangzhou"
+REGION = testing.EMULATOR_REGION
 
 
 def callback_flow_definition(
@@ -56,34 +57,13 @@ REFERENCE_FLOW = callback_flow_definition("fnf-demo", step="Task_1", input_sourc
 """The reference seed flow, verbatim: step ``Task_1`` on queue ``fnf-demo``."""
 
 
-def mns_connection(endpoint: str, **extra: Any) -> dict[str, Any]:
-    """An ``mns`` connection to the emulator at ``endpoint``, as AIRFLOW_CONN_* JSON fields."""
-    return {
-        "conn_type": "mns",
-        "login": ACCESS_KEY_ID,
-        "password": ACCESS_KEY_SECRET,
-        "extra": {"endpoint": endpoint, **extra},
-    }
-
-
-def fnf_connection(endpoint: str, **extra: Any) -> dict[str, Any]:
-    """An ``fnf`` connection to the emulator at ``endpoint`` (with a region), as JSON fields."""
-    return {
-        "conn_type": "fnf",
-        "login": ACCESS_KEY_ID,
-        "password": ACCESS_KEY_SECRET,
-        "extra": {"endpoint": endpoint, "region": REGION, **extra},
-    }
-
-
 def connection_env(
     emulator: Emulator, *, mns_conn_id: str = "mns_default", fnf_conn_id: str = "fnf_default"
 ) -> dict[str, str]:
     """AIRFLOW_CONN_* variables for an ``mns`` and an ``fnf`` connection to ``emulator``."""
-    return {
-        f"AIRFLOW_CONN_{mns_conn_id.upper()}": json.dumps(mns_connection(emulator.mns_endpoint)),
-        f"AIRFLOW_CONN_{fnf_conn_id.upper()}": json.dumps(fnf_connection(emulator.fnf_endpoint)),
-    }
+    return testing.connection_env(
+        emulator.mns_endpoint, emulator.fnf_endpoint, mns_conn_id=mns_conn_id, fnf_conn_id=fnf_conn_id
+    )
 
 
 def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: Any) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dags_examples.local_stack.stack import LocalStack
+from tools.local_stack.stack import LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 

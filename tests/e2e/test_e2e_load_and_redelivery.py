@@ -19,9 +19,9 @@ from urllib.parse import quote
 
 import pytest
 
-from dags_examples.local_stack.flows import callback_flow
-from dags_examples.local_stack.stack import LocalStack
 from tests.e2e.dags import e2e_lease, e2e_load
+from tools.local_stack.flows import callback_flow
+from tools.local_stack.stack import LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 

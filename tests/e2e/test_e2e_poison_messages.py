@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from dags_examples.local_stack.stack import AirflowAPIError, LocalStack
 from tests.e2e.dags import e2e_poison
+from tools.local_stack.stack import AirflowAPIError, LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 

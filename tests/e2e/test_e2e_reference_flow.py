@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from dags_examples.local_stack.demo import Demo, build_parser
-from dags_examples.local_stack.stack import LocalStack
+from tools.local_stack.demo import Demo, build_parser
+from tools.local_stack.stack import LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from dags_examples.local_stack.stack import LocalStack
+from tools.local_stack.stack import LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_fnf.masking import TASK_TOKEN_SHAPE
-from dags_examples.local_stack.stack import ACCESS_KEY_SECRET, LocalStack
+from tools.local_stack.stack import ACCESS_KEY_SECRET, LocalStack
 
 pytestmark = [pytest.mark.e2e]
 

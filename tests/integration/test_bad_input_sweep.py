@@ -23,8 +23,8 @@ import uuid
 from typing import Any
 
 import pytest
+from fnf_emulator.server import Emulator
 
-from airflow_provider_fnf.emulator.server import Emulator
 from airflow_provider_fnf.exceptions import FnFProviderError
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
 from airflow_provider_fnf.hooks.mns import MNSHook

@@ -36,10 +36,10 @@ from urllib.parse import quote
 
 import pytest
 
-from dags_examples.local_stack.flows import callback_flow
-from dags_examples.local_stack.processes import session_members
-from dags_examples.local_stack.stack import ACCESS_KEY_SECRET, AirflowTopology, LocalStack
 from tests.soak.dags import soak
+from tools.local_stack.flows import callback_flow
+from tools.local_stack.processes import session_members
+from tools.local_stack.stack import ACCESS_KEY_SECRET, AirflowTopology, LocalStack
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(60 * 60)]
 

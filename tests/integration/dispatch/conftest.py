@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 from dispatch_it_support import FNF_CONN_ID, MNS_CONN_ID, WAITING_FLOW, WaitingFlow
+from fnf_emulator.server import Emulator
 
-from airflow_provider_fnf.emulator.server import Emulator
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
 from airflow_provider_fnf.hooks.mns import MNSHook
 from tests.support import admin, set_emulator_connections

@@ -11,12 +11,13 @@ import threading
 
 import pytest
 from dispatch_it_support import FNF_CONN_ID, MNS_CONN_ID
+from fnf_emulator.server import Emulator
 
-from airflow_provider_fnf.emulator.server import Emulator
 from airflow_provider_fnf.exceptions import MNSAuthenticationError
 from airflow_provider_fnf.hooks.mns import MNSHook
+from airflow_provider_fnf.testing import mns_connection
 from airflow_provider_fnf.triggers.mns import MNSMessageTrigger
-from tests.support import admin, mns_connection, set_connection
+from tests.support import admin, set_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

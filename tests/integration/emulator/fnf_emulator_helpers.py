@@ -9,12 +9,11 @@ from typing import Any
 from alibabacloud_fnf20190315 import models as fnf_models
 from alibabacloud_fnf20190315.client import Client
 from alibabacloud_tea_openapi.models import Config
+from fnf_emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from fnf_emulator.server import Emulator
 from mns.account import Account
 from mns.queue import Queue
 from mns_emulator_helpers import make_queue
-
-from airflow_provider_fnf.emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
-from airflow_provider_fnf.emulator.server import Emulator
 
 
 def fnf_client(

@@ -9,13 +9,12 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from fnf_emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from fnf_emulator.server import Emulator
 from mns.account import Account
 from mns.auth import Credentials
 from mns.mns_client import MNSClient
 from mns.queue import Queue, QueueMeta
-
-from airflow_provider_fnf.emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
-from airflow_provider_fnf.emulator.server import Emulator
 
 
 def make_queue(account: Account, name: str, **attributes: int) -> Queue:

@@ -10,9 +10,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from fnf_emulator.server import Emulator
 from fnf_emulator_helpers import FnF, fnf_client, mns_queue
 
-from airflow_provider_fnf.emulator.server import Emulator
 from tests.support import REFERENCE_FLOW
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

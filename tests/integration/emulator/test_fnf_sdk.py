@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from alibabacloud_fnf20190315 import models as fnf_models
 from alibabacloud_tea_openapi.exceptions import ClientException
+from fnf_emulator.server import Emulator
 from fnf_emulator_helpers import FnF, fnf_client, mns_queue
 from mns.mns_exception import MNSServerException
 from mns.queue import Queue
 
-from airflow_provider_fnf.emulator.server import Emulator
 from tests.support import REFERENCE_FLOW
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

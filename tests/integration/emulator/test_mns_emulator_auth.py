@@ -6,13 +6,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from fnf_emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from fnf_emulator.server import Emulator
 from mns.account import Account
 from mns.mns_exception import MNSServerException
 from mns.queue import Message, Queue
 from mns_emulator_helpers import make_queue, raw_request
-
-from airflow_provider_fnf.emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
-from airflow_provider_fnf.emulator.server import Emulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 

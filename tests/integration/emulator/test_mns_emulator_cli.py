@@ -12,11 +12,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from fnf_emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 from mns.account import Account
 from mns.queue import Message
 from mns_emulator_helpers import make_queue
-
-from airflow_provider_fnf.emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -25,7 +24,7 @@ def start(ready_file: Path, *extra: str) -> subprocess.Popen[str]:
     command = [
         sys.executable,
         "-m",
-        "airflow_provider_fnf.emulator",
+        "fnf_emulator",
         "--mns-port",
         "0",
         "--fnf-port",
@@ -115,7 +114,7 @@ def test_cli_reports_a_busy_port(tmp_path: Path):
             [
                 sys.executable,
                 "-m",
-                "airflow_provider_fnf.emulator",
+                "fnf_emulator",
                 "--mns-port",
                 str(port),
                 "--fnf-port",

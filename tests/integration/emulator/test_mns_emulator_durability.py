@@ -6,13 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
+from fnf_emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from fnf_emulator.server import Emulator
 from mns.account import Account
 from mns.mns_exception import MNSServerException
 from mns.queue import Message
 from mns_emulator_helpers import admin, make_queue
-
-from airflow_provider_fnf.emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
-from airflow_provider_fnf.emulator.server import Emulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 

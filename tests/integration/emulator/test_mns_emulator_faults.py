@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from fnf_emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from fnf_emulator.server import Emulator
 from mns.account import Account
 from mns.mns_exception import MNSClientNetworkException, MNSServerException
 from mns.queue import Message, Queue, QueueMeta
 from mns_emulator_helpers import admin, raw_request
-
-from airflow_provider_fnf.emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
-from airflow_provider_fnf.emulator.server import Emulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 

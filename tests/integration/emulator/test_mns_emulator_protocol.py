@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from fnf_emulator.limits import MNS_MAX_BATCH_SIZE, MNS_MAX_MESSAGE_SIZE
+from fnf_emulator.server import Emulator
 from mns.account import Account
 from mns.mns_exception import MNSServerException
 from mns.mns_xml_handler import ListQueueDecoder
 from mns.queue import Message, Queue, QueueMeta
 from mns_emulator_helpers import make_queue, raw_request
-
-from airflow_provider_fnf.emulator.server import Emulator
-from airflow_provider_fnf.limits import MNS_MAX_BATCH_SIZE, MNS_MAX_MESSAGE_SIZE
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 

@@ -9,14 +9,13 @@ import threading
 import time
 
 import pytest
+from fnf_emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, ServiceError
+from fnf_emulator.mns import service as mns_service
+from fnf_emulator.server import Emulator
 from mns.account import Account
 from mns.mns_exception import MNSServerException
 from mns.queue import Message, Queue
 from mns_emulator_helpers import make_queue
-
-from airflow_provider_fnf.emulator.core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, ServiceError
-from airflow_provider_fnf.emulator.mns import service as mns_service
-from airflow_provider_fnf.emulator.server import Emulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from fnf_emulator.server import Emulator
 from hooks_it_support import FNF_CONN_ID, MNS_CONN_ID, STS_ACCESS_KEY_ID, STS_ACCESS_KEY_SECRET, STS_TOKEN
 
-from airflow_provider_fnf.emulator.server import Emulator
+from airflow_provider_fnf.testing import fnf_connection, mns_connection
 from tests.support import (
     ACCESS_KEY_ID,
     ACCESS_KEY_SECRET,
     admin,
-    fnf_connection,
-    mns_connection,
     set_connection,
 )
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pendulum
 import pytest
+from fnf_emulator.server import Emulator
 
-from airflow_provider_fnf.emulator.server import Emulator
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
 from airflow_provider_fnf.hooks.mns import MNSHook
 from airflow_provider_fnf.messages import parse_message

@@ -1,5 +1,5 @@
-"""The emulator is a room of its own: standard library and PyYAML only, no Airflow, and nothing of the
-provider but the leaf limits module."""
+"""The emulator is a distribution of its own: standard library and PyYAML only, no Airflow, and
+nothing of the provider."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ import sys
 PROBE = """
 import json, sys
 before = set(sys.modules)
-from airflow_provider_fnf.emulator.server import Emulator
-import airflow_provider_fnf.emulator.cli
+from fnf_emulator.server import Emulator
+import fnf_emulator.cli
 with Emulator():  # start() imports the workflow emulator lazily, when it is there
     pass
 print(json.dumps(sorted(set(sys.modules) - before)))
 """
 
-ALLOWED_PROVIDER_MODULES = {"airflow_provider_fnf", "airflow_provider_fnf.limits"}
 ALLOWED_THIRD_PARTY = {"yaml", "_yaml", "cython_runtime"}
 """PyYAML, with the runtime of its compiled parser."""
 
@@ -31,15 +30,8 @@ def imported_modules() -> list[str]:
 
 def test_emulator_imports_neither_airflow_nor_the_provider():
     modules = imported_modules()
-    assert "airflow_provider_fnf.emulator.server" in modules
-    provider = [
-        m
-        for m in modules
-        if m.startswith("airflow_provider_fnf")
-        and m not in ALLOWED_PROVIDER_MODULES
-        and not m.startswith("airflow_provider_fnf.emulator")
-    ]
-    assert provider == []
+    assert "fnf_emulator.server" in modules
+    assert [m for m in modules if m.startswith("airflow_provider_fnf")] == []
     assert [m for m in modules if m == "airflow" or m.startswith("airflow.")] == []
 
 
@@ -47,7 +39,7 @@ def test_emulator_needs_only_the_standard_library_and_pyyaml():
     top_level = {m.split(".")[0] for m in imported_modules()}
     foreign = {
         m
-        for m in top_level - set(sys.stdlib_module_names) - ALLOWED_THIRD_PARTY - {"airflow_provider_fnf"}
+        for m in top_level - set(sys.stdlib_module_names) - ALLOWED_THIRD_PARTY - {"fnf_emulator"}
         if not m.startswith("_cython_")
     }
     assert sorted(foreign) == []

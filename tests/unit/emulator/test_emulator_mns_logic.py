@@ -6,12 +6,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-
-from airflow_provider_fnf.emulator.core import Request, ServiceError
-from airflow_provider_fnf.emulator.faults import FaultInjector
-from airflow_provider_fnf.emulator.mns.auth import authenticate, content_md5, sign, string_to_sign
-from airflow_provider_fnf.emulator.mns.service import parse_query
-from airflow_provider_fnf.emulator.mns.store import MNSQueue, QueueAttributes, StoredMessage
+from fnf_emulator.core import Request, ServiceError
+from fnf_emulator.faults import FaultInjector
+from fnf_emulator.mns.auth import authenticate, content_md5, sign, string_to_sign
+from fnf_emulator.mns.service import parse_query
+from fnf_emulator.mns.store import MNSQueue, QueueAttributes, StoredMessage
 
 # Two requests recorded from aliyun-mns-sdk 1.3.0 and the string to sign the SDK computed for them.
 RECORDED = [

@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from airflow_provider_fnf.emulator.core import Request, ServiceError
-from airflow_provider_fnf.emulator.fnf import api, tokens
-from airflow_provider_fnf.emulator.fnf.throttle import ActionThrottle
+from fnf_emulator.core import Request, ServiceError
+from fnf_emulator.fnf import api, tokens
+from fnf_emulator.fnf.throttle import ActionThrottle
 
 CAPTURES = Path(__file__).parents[2] / "data" / "fnf20190315-2.0.1-requests.json"
 """What alibabacloud-fnf20190315 2.0.1 sent to a recording server (fake credentials ``testid``)."""

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from airflow_provider_fnf.emulator.fnf.conditions import ConditionError, parse_condition
-from airflow_provider_fnf.emulator.fnf.paths import (
+from fnf_emulator.fnf.conditions import ConditionError, parse_condition
+from fnf_emulator.fnf.paths import (
     MISSING,
     PathError,
     apply_mappings,

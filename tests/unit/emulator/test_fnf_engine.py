@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from airflow_provider_fnf.emulator.core import ServiceError
-from airflow_provider_fnf.emulator.fnf.engine import Engine, Execution
-from airflow_provider_fnf.emulator.fnf.fdl import parse_flow
-from airflow_provider_fnf.emulator.fnf.store import Store
+from fnf_emulator.core import ServiceError
+from fnf_emulator.fnf.engine import Engine, Execution
+from fnf_emulator.fnf.fdl import parse_flow
+from fnf_emulator.fnf.store import Store
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -473,7 +472,7 @@ def test_timers_are_rearmed_after_a_restart(tmp_path: Any, mns: RecordingMNS) ->
 
 
 def test_event_limit_fails_the_execution(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow_provider_fnf import limits
+    from fnf_emulator import limits
 
     monkeypatch.setattr(limits, "FNF_MAX_EVENTS_PER_EXECUTION", 20)
     steps = "".join(f"  - {{type: pass, name: p{i}}}\n" for i in range(10))

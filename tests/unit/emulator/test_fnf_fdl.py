@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from fnf_emulator.fnf.fdl import FDLError, parse_flow
 
-from airflow_provider_fnf.emulator.fnf.fdl import FDLError, parse_flow
 from tests.support import REFERENCE_FLOW
 
 

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-from airflow_provider_fnf.emulator.core import Request, Response, ServiceError
+from fnf_emulator.core import Request, Response, ServiceError
 
 MAX_CLOCK_SKEW_SECONDS = 15 * 60
 """Timestamps further than this from the server clock answer RequestTimeTooSkewed (*unconfirmed* 15 min)."""

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Mapping
 from xml.sax.saxutils import escape
 
-from airflow_provider_fnf.emulator.core import ServiceError
+from fnf_emulator.core import ServiceError
 
 XMLNS = "http://mns.aliyuncs.com/doc/v1/"
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -1,4 +1,4 @@
-"""``fnf-emulator`` / ``python -m airflow_provider_fnf.emulator``: run both emulators until stopped.
+"""``fnf-emulator`` / ``python -m fnf_emulator``: run both emulators until stopped.
 
 Default credentials: AccessKey ID ``emulator-access-key-id``, secret ``emulator-access-key-secret``.
 Default ports: 9911 (MNS) and 9912 (Serverless Workflow); 0 picks a free port. With
@@ -19,14 +19,14 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from airflow_provider_fnf.emulator.core import (
+from fnf_emulator.core import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET,
     DEFAULT_FNF_PORT,
     DEFAULT_HOST,
     DEFAULT_MNS_PORT,
 )
-from airflow_provider_fnf.emulator.server import Emulator
+from fnf_emulator.server import Emulator
 
 log = logging.getLogger(__name__)
 

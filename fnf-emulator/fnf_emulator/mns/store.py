@@ -25,7 +25,7 @@ try:
 except ImportError:  # not POSIX: no lock, one emulator per data directory is then up to the user
     fcntl = None  # type: ignore[assignment]
 
-from airflow_provider_fnf.limits import (
+from fnf_emulator.limits import (
     MNS_DEFAULT_DELAY_SECONDS,
     MNS_DEFAULT_POLLING_WAIT_SECONDS,
     MNS_DEFAULT_RETENTION_SECONDS,

@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
-from airflow_provider_fnf.emulator.core import (
+from fnf_emulator.core import (
     ADMIN_PREFIX,
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET,
@@ -42,8 +42,8 @@ from airflow_provider_fnf.emulator.core import (
     Service,
     ServiceError,
 )
-from airflow_provider_fnf.emulator.faults import FaultInjector
-from airflow_provider_fnf.emulator.mns.service import MNSService
+from fnf_emulator.faults import FaultInjector
+from fnf_emulator.mns.service import MNSService
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +326,7 @@ class Emulator:
             )
             self._servers.append(_Server(self.host, self.mns_port, self, "mns", self.mns))
             try:
-                from airflow_provider_fnf.emulator.fnf.service import FnFService
+                from fnf_emulator.fnf.service import FnFService
             except ImportError as exc:
                 log.warning("Serverless Workflow emulator unavailable (%s); serving MNS only", exc)
             else:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_fnf.emulator.fnf.paths import MISSING, Path, PathError, parse_path
+from fnf_emulator.fnf.paths import MISSING, Path, PathError, parse_path
 
 
 class ConditionError(ValueError):

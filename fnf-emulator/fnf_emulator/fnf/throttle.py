@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from airflow_provider_fnf import limits
+from fnf_emulator import limits
 
 QUOTAS: dict[str, tuple[int, int]] = {
     "StartExecution": limits.FNF_QUOTA_START_EXECUTION,

@@ -22,17 +22,14 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterable
 from urllib.parse import unquote
 
-from airflow_provider_fnf.emulator.core import (
+from fnf_emulator.core import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET,
     Request,
     Response,
     ServiceError,
 )
-from airflow_provider_fnf.emulator.mns import wire
-from airflow_provider_fnf.emulator.mns.auth import authenticate
-from airflow_provider_fnf.emulator.mns.store import MNSDatabase, MNSQueue, QueueAttributes, StoredMessage
-from airflow_provider_fnf.limits import (
+from fnf_emulator.limits import (
     MNS_API_VERSION,
     MNS_DEFAULT_PRIORITY,
     MNS_MAX_BATCH_SIZE,
@@ -49,6 +46,9 @@ from airflow_provider_fnf.limits import (
     MNS_MIN_RETENTION_SECONDS,
     MNS_MIN_VISIBILITY_TIMEOUT,
 )
+from fnf_emulator.mns import wire
+from fnf_emulator.mns.auth import authenticate
+from fnf_emulator.mns.store import MNSDatabase, MNSQueue, QueueAttributes, StoredMessage
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from dags_examples.local_stack.stack import DAGS_FOLDER, WORK_DIR_MARKER, LocalStack, StackError
+from tools.local_stack.stack import DAGS_FOLDER, REPO_ROOT, WORK_DIR_MARKER, LocalStack, StackError
 
 FLOWS = DAGS_FOLDER / "flows"
 REFERENCE_FLOW = "fnf-demo"
@@ -44,7 +44,7 @@ REFERENCE_DAGS = ("fnf_demo_dispatcher", "fnf_reference_worker")
 WORKER_DAG = "fnf_reference_worker"
 FINAL_STATUSES = ("Succeeded", "Failed", "TimedOut", "Stopped")
 TOKEN_KEYS = ("task_token", "taskToken")
-DEFAULT_WORK_DIR = DAGS_FOLDER.parent / ".demo"
+DEFAULT_WORK_DIR = REPO_ROOT / ".demo"
 
 
 class DemoFailed(RuntimeError):
@@ -163,7 +163,7 @@ class Demo:
             REFERENCE_FLOW_FILE.read_text(encoding="utf-8"),
             description="The reference document's flow: Task_1 waits for Airflow",
         )
-        self.echo(f"Created flow {REFERENCE_FLOW} from {REFERENCE_FLOW_FILE.relative_to(DAGS_FOLDER.parent)}")
+        self.echo(f"Created flow {REFERENCE_FLOW} from {REFERENCE_FLOW_FILE.relative_to(REPO_ROOT)}")
         name = "demo-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         fnf.start_execution(REFERENCE_FLOW, {}, execution_name=name)
         self.echo(f"Started execution {name}; waiting for Airflow to do Task_1")

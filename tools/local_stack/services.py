@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from dags_examples.local_stack.processes import Echo, ManagedProcess, StackError, free_port, tail
+from tools.local_stack.processes import Echo, ManagedProcess, StackError, free_port, tail
 
 POSTGRES_USER = "airflow"
 POSTGRES_DATABASE = "airflow"

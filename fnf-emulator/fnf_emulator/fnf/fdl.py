@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from airflow_provider_fnf.emulator.fnf.conditions import Condition, ConditionError, parse_condition
-from airflow_provider_fnf.emulator.fnf.paths import FieldMapping, Path, PathError, parse_mappings, parse_path
-from airflow_provider_fnf.limits import MNS_MAX_DELAY_SECONDS, MNS_MAX_PRIORITY, MNS_MIN_PRIORITY
+from fnf_emulator.fnf.conditions import Condition, ConditionError, parse_condition
+from fnf_emulator.fnf.paths import FieldMapping, Path, PathError, parse_mappings, parse_path
+from fnf_emulator.limits import MNS_MAX_DELAY_SECONDS, MNS_MAX_PRIORITY, MNS_MIN_PRIORITY
 
 VERSIONS = ("v1", "v1beta1")
 STEP_TYPES = ("task", "pass", "choice", "parallel", "foreach", "wait", "succeed", "fail")

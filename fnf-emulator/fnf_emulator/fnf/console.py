@@ -14,11 +14,11 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from airflow_provider_fnf.emulator.core import Request, Response, ServiceError
-from airflow_provider_fnf.emulator.fnf.engine import RUNNING, Execution, format_time
+from fnf_emulator.core import Request, Response, ServiceError
+from fnf_emulator.fnf.engine import RUNNING, Execution, format_time
 
 if TYPE_CHECKING:
-    from airflow_provider_fnf.emulator.fnf.service import FnFService
+    from fnf_emulator.fnf.service import FnFService
 
 COLOURS = {
     # outcome -> (fill, stroke)

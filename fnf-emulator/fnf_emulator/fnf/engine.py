@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_fnf import limits
-from airflow_provider_fnf.emulator.core import MNSSender, ServiceError
-from airflow_provider_fnf.emulator.fnf import tokens
-from airflow_provider_fnf.emulator.fnf.fdl import ALL_ERRORS, TASK_TIMEOUT_ERROR, Flow, Step, parse_flow
-from airflow_provider_fnf.emulator.fnf.paths import MISSING, apply_mappings, json_size, merged, parse_path
-from airflow_provider_fnf.emulator.fnf.store import Store
+from fnf_emulator import limits
+from fnf_emulator.core import MNSSender, ServiceError
+from fnf_emulator.fnf import tokens
+from fnf_emulator.fnf.fdl import ALL_ERRORS, TASK_TIMEOUT_ERROR, Flow, Step, parse_flow
+from fnf_emulator.fnf.paths import MISSING, apply_mappings, json_size, merged, parse_path
+from fnf_emulator.fnf.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from airflow_provider_fnf import limits
-from airflow_provider_fnf.emulator.core import MNSSender, Request, Response, ServiceError
-from airflow_provider_fnf.emulator.fnf import api, console
-from airflow_provider_fnf.emulator.fnf.engine import RUNNING, Engine, Execution, format_time
-from airflow_provider_fnf.emulator.fnf.fdl import FDLError, Flow, parse_flow
-from airflow_provider_fnf.emulator.fnf.store import Store
-from airflow_provider_fnf.emulator.fnf.throttle import ActionThrottle
+from fnf_emulator import limits
+from fnf_emulator.core import MNSSender, Request, Response, ServiceError
+from fnf_emulator.fnf import api, console
+from fnf_emulator.fnf.engine import RUNNING, Engine, Execution, format_time
+from fnf_emulator.fnf.fdl import FDLError, Flow, parse_flow
+from fnf_emulator.fnf.store import Store
+from fnf_emulator.fnf.throttle import ActionThrottle
 
 log = logging.getLogger(__name__)
 

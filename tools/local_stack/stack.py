@@ -2,9 +2,9 @@
 
 ``LocalStack`` starts, as child processes in their own sessions,
 
-* the emulator: ``python -m airflow_provider_fnf.emulator --mns-port 0 --fnf-port 0 ...``;
+* the emulator: ``python -m fnf_emulator --mns-port 0 --fnf-port 0 ...``;
 * ``airflow standalone`` (api-server, scheduler, dag-processor, triggerer; LocalExecutor on
-  SQLite) with a private ``AIRFLOW_HOME``, the example DAGs of this folder's parent, and the
+  SQLite) with a private ``AIRFLOW_HOME``, the example DAGs of ``dags_examples/``, and the
   ``mns_default`` / ``fnf_default`` connections pointed at the emulator;
 
 waits until both answer (printing progress, Airflow needs tens of seconds), and stops
@@ -37,9 +37,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
-from dags_examples.local_stack.processes import (
+from airflow_provider_fnf import testing
+from tools.local_stack.processes import (
     Echo,
     ManagedProcess,
     Reaper,
@@ -48,14 +48,16 @@ from dags_examples.local_stack.processes import (
     tail,
     wait_http,
 )
-from dags_examples.local_stack.services import PostgresServer, RedisServer
+from tools.local_stack.services import PostgresServer, RedisServer
 
-DAGS_FOLDER = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout: on the ``PYTHONPATH`` of every Airflow process (``tools``, ``dags_examples``)."""
+DAGS_FOLDER = REPO_ROOT / "dags_examples"
 """``dags_examples/``: the example DAGs the embedded Airflow runs."""
 
-ACCESS_KEY_ID = "emulator-access-key-id"
-ACCESS_KEY_SECRET = "emulator-access-key-secret"
-REGION = "cn-hangzhou"
+ACCESS_KEY_ID = testing.EMULATOR_ACCESS_KEY_ID
+ACCESS_KEY_SECRET = testing.EMULATOR_ACCESS_KEY_SECRET
+REGION = testing.EMULATOR_REGION
 AIRFLOW_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 WORK_DIR_MARKER = ".fnf-local-stack"
 """Written into every work directory: only such a directory may be wiped for a fresh start."""
@@ -438,25 +440,12 @@ class LocalStack:
 
     def connection_env(self) -> dict[str, str]:
         """``AIRFLOW_CONN_MNS_DEFAULT`` / ``AIRFLOW_CONN_FNF_DEFAULT`` pointing at the emulator."""
-        endpoints = self.emulator
-        mns = {
-            "conn_type": "mns",
-            "login": ACCESS_KEY_ID,
-            "password": ACCESS_KEY_SECRET,
-            "extra": {"endpoint": endpoints.mns_endpoint},
-        }
-        fnf = {
-            "conn_type": "fnf",
-            "login": ACCESS_KEY_ID,
-            "password": ACCESS_KEY_SECRET,
-            "extra": {"endpoint": endpoints.fnf_host_port, "protocol": "http", "region": REGION},
-        }
-        return {"AIRFLOW_CONN_MNS_DEFAULT": json.dumps(mns), "AIRFLOW_CONN_FNF_DEFAULT": json.dumps(fnf)}
+        return testing.connection_env(self.emulator.mns_endpoint, self.emulator.fnf_endpoint)
 
     @contextlib.contextmanager
     def connections_in_this_process(self) -> Iterator[None]:
         """Set the connection variables in ``os.environ`` (for hooks used outside Airflow)."""
-        with mock.patch.dict(os.environ, self.connection_env()):  # restores the variables after
+        with testing.emulator_connections(self.emulator.mns_endpoint, self.emulator.fnf_endpoint):
             yield
 
     # lifecycle
@@ -472,7 +461,7 @@ class LocalStack:
         wait for all of them. Stops what it started on any failure."""
         try:
             self.work_dir.mkdir(parents=True, exist_ok=True)
-            (self.work_dir / WORK_DIR_MARKER).write_text("created by dags_examples.local_stack\n")
+            (self.work_dir / WORK_DIR_MARKER).write_text("created by tools.local_stack\n")
             self._start_emulator()
             if self.prepare is not None:
                 self.prepare(self)
@@ -519,7 +508,7 @@ class LocalStack:
         argv = [
             sys.executable,
             "-m",
-            "airflow_provider_fnf.emulator",
+            "fnf_emulator",
             "--mns-port",
             str(ports[0]),
             "--fnf-port",
@@ -595,7 +584,7 @@ class LocalStack:
         """The environment every Airflow process runs with."""
         assert self.airflow_port is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-        repo_root = str(self.dags_folder.parent)
+        repo_root = str(REPO_ROOT)
         database = (
             self.postgres.url
             if self.postgres is not None

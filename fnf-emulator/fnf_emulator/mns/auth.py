@@ -15,8 +15,8 @@ import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
-from airflow_provider_fnf.emulator.core import Request, ServiceError
-from airflow_provider_fnf.limits import MNS_MAX_CLOCK_SKEW_SECONDS
+from fnf_emulator.core import Request, ServiceError
+from fnf_emulator.limits import MNS_MAX_CLOCK_SKEW_SECONDS
 
 
 def string_to_sign(request: Request) -> str:
