@@ -12,29 +12,16 @@ MNS_MAX_WAIT_SECONDS = 30
 """Longest long poll (``waitseconds`` / PollingWaitSeconds)."""
 MNS_MIN_VISIBILITY_TIMEOUT = 1
 MNS_MAX_VISIBILITY_TIMEOUT = 43_200
-MNS_DEFAULT_VISIBILITY_TIMEOUT = 30
 MNS_MAX_DELAY_SECONDS = 604_800
 MNS_MIN_MESSAGE_SIZE_LIMIT = 1_024
 MNS_MAX_MESSAGE_SIZE = 65_536
 """64 KiB: the largest message body, and the default MaximumMessageSize."""
 MNS_MIN_RETENTION_SECONDS = 60
 MNS_MAX_RETENTION_SECONDS = 604_800
-MNS_DEFAULT_RETENTION_SECONDS = 345_600
 MNS_MIN_PRIORITY = 1
 MNS_MAX_PRIORITY = 16
-MNS_DEFAULT_PRIORITY = 8
-MNS_API_VERSION = "2015-06-06"
-MNS_DEFAULT_DELAY_SECONDS = 0
-MNS_DEFAULT_POLLING_WAIT_SECONDS = 0
-MNS_MAX_QUEUE_NAME_LENGTH = 256
-"""A queue name starts with a letter and holds letters, digits and hyphens."""
-MNS_MAX_LIST_QUEUES = 1_000
-"""Most queues in one ListQueue page (``x-mns-ret-number``)."""
-MNS_MAX_CLOCK_SKEW_SECONDS = 900
-"""A request whose Date header is further than this from the server's clock has expired."""
 
 # --- Serverless Workflow (FnF, API 2019-03-15) --------------------------------------------
-FNF_API_VERSION = "2019-03-15"
 FNF_MAX_OUTPUT_BYTES = 32 * 1024
 """32 KiB per event: ReportTaskSucceeded's Output and an execution's Input."""
 FNF_MAX_ERROR_CHARS = 128
@@ -43,12 +30,6 @@ FNF_MAX_NAME_CHARS = 128
 FNF_MAX_DESCRIBE_WAIT_SECONDS = 60
 FNF_MAX_LIST_LIMIT = 100
 FNF_MAX_HISTORY_LIMIT = 1_000
-FNF_MAX_FOREACH_CONCURRENCY = 100
-FNF_MAX_EVENTS_PER_EXECUTION = 5_000
-FNF_MAX_REQUEST_BYTES = 1024 * 1024
-# Token buckets per action (burst, refill per second), as published.
-FNF_QUOTA_START_EXECUTION = (100, 100)
-FNF_QUOTA_DESCRIBE_EXECUTION = (50, 5)
-FNF_QUOTA_GET_EXECUTION_HISTORY = (50, 5)
 FNF_QUOTA_DEFAULT = (10, 2)
-"""Every other action, ReportTaskSucceeded and ReportTaskFailed included."""
+"""The published quota of ReportTaskSucceeded and ReportTaskFailed (and every action without
+its own): a burst of 10, then 2 per second per account (429 ResourceThrottled beyond)."""

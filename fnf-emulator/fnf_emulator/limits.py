@@ -34,7 +34,6 @@ MNS_MAX_CLOCK_SKEW_SECONDS = 900
 """A request whose Date header is further than this from the server's clock has expired."""
 
 # --- Serverless Workflow (FnF, API 2019-03-15) --------------------------------------------
-FNF_API_VERSION = "2019-03-15"
 FNF_MAX_OUTPUT_BYTES = 32 * 1024
 """32 KiB per event: ReportTaskSucceeded's Output and an execution's Input."""
 FNF_MAX_ERROR_CHARS = 128
