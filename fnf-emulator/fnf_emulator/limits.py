@@ -1,4 +1,4 @@
-"""The limits the emulated services enforce: Simple Message Queue (MNS) and Serverless Workflow.
+"""The limits the emulated services enforce: Simple Message Queue (MNS), Serverless Workflow and CloudFlow.
 
 The emulator's own copy, written from the services' published limits: the provider keeps its
 own in ``airflow_provider_fnf.limits``, so a limit that is wrong on the client side is caught by
@@ -33,9 +33,9 @@ MNS_MAX_LIST_QUEUES = 1_000
 MNS_MAX_CLOCK_SKEW_SECONDS = 900
 """A request whose Date header is further than this from the server's clock has expired."""
 
-# --- Serverless Workflow (FnF, API 2019-03-15) --------------------------------------------
+# --- Serverless Workflow (FnF, API 2019-03-15; FDL flows, ``type: flow``) -------------------
 FNF_MAX_OUTPUT_BYTES = 32 * 1024
-"""32 KiB per event: ReportTaskSucceeded's Output and an execution's Input."""
+"""32 KiB per event: ReportTaskSucceeded's Output and an execution's Input (previous service)."""
 FNF_MAX_ERROR_CHARS = 128
 FNF_MAX_CAUSE_CHARS = 4_096
 FNF_MAX_NAME_CHARS = 128
@@ -51,3 +51,25 @@ FNF_QUOTA_DESCRIBE_EXECUTION = (50, 5)
 FNF_QUOTA_GET_EXECUTION_HISTORY = (50, 5)
 FNF_QUOTA_DEFAULT = (10, 2)
 """Every other action, ReportTaskSucceeded and ReportTaskFailed included."""
+
+# --- CloudFlow (the same API; ``Type: StateMachine`` flows) ----------------------------------
+CLOUDFLOW_MAX_STATE_BYTES = 64 * 1024
+"""A state's input, and its output, is a JSON object of at most 64 KiB (documented); so is an
+execution's Input (the first state's input) and an event's data."""
+CLOUDFLOW_MAX_REPORT_OUTPUT_BYTES = 64 * 1024
+"""ReportTaskSucceeded's Output for a CloudFlow task becomes the state's ``$Output``, so it is held to
+the state limit (*unconfirmed*: the API reference does not give a size)."""
+CLOUDFLOW_MAX_GLOBAL_KEY_BYTES = 128
+CLOUDFLOW_MAX_GLOBAL_VALUE_BYTES = 256 * 1024
+CLOUDFLOW_MAX_PARALLEL_BRANCHES = 50
+CLOUDFLOW_MAX_MAP_CONCURRENCY = 40
+"""Most iterations of an inline Map at once (documented as "up to 40"); also the default."""
+CLOUDFLOW_MAX_TASK_TIMEOUT_SECONDS = 604_800
+CLOUDFLOW_MIN_WAIT_SECONDS = 1
+CLOUDFLOW_MAX_WAIT_SECONDS_STANDARD = 300
+CLOUDFLOW_MAX_WAIT_SECONDS_EXPRESS = 20
+CLOUDFLOW_MAX_RETRY_INTERVAL_SECONDS = 86_400
+CLOUDFLOW_EXPRESS_MAX_SECONDS = 300
+"""An Express execution lasts at most 5 minutes."""
+CLOUDFLOW_STANDARD_MAX_SECONDS = 365 * 86_400
+"""A Standard execution lasts at most a year."""

@@ -1,9 +1,12 @@
-"""The execution engine: runs FDL flows, one small state machine per execution.
+"""The execution engine: runs flows of both languages, one small state machine per execution.
 
-State lives in *frames* (plain JSON, persisted after every change): a **scope** frame runs one list
-of steps in order (the flow's steps, a chosen choice branch, a parallel branch, a foreach
-iteration) and holds that level's ``input`` and ``local``; a **step** frame is a step in
-progress. Compound steps start child scopes and finish when they end. Work inside an execution is
+A flow is a :class:`~.program.Flow`, compiled from FDL or from CloudFlow's language; the engine
+knows steps by their behaviour (task, pass, choice, parallel, foreach, wait, succeed, fail) and
+leaves how data moves between them to the flow's :class:`~.program.Semantics`. State lives in
+*frames* (plain JSON, persisted after every change): a **scope** frame runs one list of steps,
+from its start step along each step's successor (the flow's steps, a chosen choice branch, a
+parallel branch, an iteration) and holds that level's ``input`` and ``local``; a **step** frame is
+a step in progress. Compound steps start child scopes and finish when they end. Work inside an execution is
 a queue of small transitions (no deep recursion), always under one lock; time is handled by one
 scheduler thread with a heap of timers (waits, retries, task and flow timeouts), so a waiting
 execution costs no thread and no CPU. Timers are part of the persisted state, so a restart re-arms
@@ -28,8 +31,15 @@ from typing import Any
 from fnf_emulator import limits
 from fnf_emulator.core import MNSSender, ServiceError
 from fnf_emulator.fnf import tokens
-from fnf_emulator.fnf.fdl import ALL_ERRORS, TASK_TIMEOUT_ERROR, Flow, Step, parse_flow
-from fnf_emulator.fnf.paths import MISSING, apply_mappings, json_size, merged, parse_path
+from fnf_emulator.fnf.definitions import parse_definition
+from fnf_emulator.fnf.program import (
+    TASK_TIMEOUT_ERROR,
+    Abort,
+    Flow,
+    StateError,
+    Step,
+    matches,
+)
 from fnf_emulator.fnf.store import Store
 
 log = logging.getLogger(__name__)
@@ -40,12 +50,10 @@ FAILED = "Failed"
 STOPPED = "Stopped"
 TIMED_OUT = "TimedOut"
 
-DATA_LIMIT_ERROR = "FnF.DataSizeLimitExceeded"
-"""Error name when a step's input + output + local pass 32 KiB (*unconfirmed* name)."""
 FLOW_TIMEOUT_ERROR = "FnF.Timeout"
-"""Error of an execution past the flow's timeoutSeconds (*unconfirmed* name)."""
-INVALID_COLLECTION_ERROR = "FnF.InvalidCollection"
-"""A foreach whose collection is not an array (*unconfirmed* name)."""
+"""Error of an execution past the flow's timeoutSeconds, or an Express execution past 5 minutes
+(*unconfirmed* name)."""
+EXPRESS = "Express"
 
 
 def format_time(ts: float | None) -> str | None:
@@ -54,15 +62,6 @@ def format_time(ts: float | None) -> str | None:
         return None
     dt = datetime.fromtimestamp(ts, tz=timezone.utc)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-class _Abort(Exception):
-    """Fail the whole execution (limits), not catchable by the flow."""
-
-    def __init__(self, error: str, cause: str) -> None:
-        super().__init__(error)
-        self.error = error
-        self.cause = cause
 
 
 @dataclass
@@ -85,6 +84,11 @@ class Execution:
     frames: dict[str, dict[str, Any]] = field(default_factory=dict)
     timers: dict[str, dict[str, Any]] = field(default_factory=dict)
     flow_input: dict[str, Any] = field(default_factory=dict)
+    role_arn: str = ""
+    mode: str = "Standard"
+    qualifier: str = ""
+    globals: dict[str, Any] = field(default_factory=dict)
+    """CloudFlow's ``$Global``."""
     events: list[dict[str, Any]] = field(default_factory=list)
     pending: list[dict[str, Any]] = field(default_factory=list)
     todo: deque[tuple[Callable[..., None], tuple[Any, ...]]] = field(default_factory=deque)
@@ -107,6 +111,10 @@ class Execution:
         "frames",
         "timers",
         "flow_input",
+        "role_arn",
+        "mode",
+        "qualifier",
+        "globals",
     )
 
     def record(self) -> dict[str, Any]:
@@ -114,7 +122,8 @@ class Execution:
 
     @classmethod
     def from_record(cls, rec: dict[str, Any], events: list[dict[str, Any]]) -> Execution:
-        ex = cls(parsed=parse_flow(rec["definition"]), **{k: rec[k] for k in cls._PERSISTED})
+        parsed = parse_definition(rec["definition"], rec.get("mode", "Standard"))
+        ex = cls(parsed=parsed, **{k: rec[k] for k in cls._PERSISTED if k in rec})
         ex.events = events
         return ex
 
@@ -132,7 +141,8 @@ class Execution:
         if self.stopped is not None:
             out["StoppedTime"] = format_time(self.stopped)
         if self.error is not None:
-            # Not in the SDK's response model (it ignores them); shown for people reading raw JSON.
+            # Not in DescribeExecution's response model (the SDK ignores them), but in
+            # StartSyncExecution's; shown for people reading raw JSON.
             out["ErrorCode"] = self.error
             out["ErrorMessage"] = self.cause or ""
         return out
@@ -238,7 +248,17 @@ class Engine:
 
     # ----------------------------------------------------------------------------- API entry points
     def start(
-        self, flow: str, definition: str, parsed: Flow, name: str, input_text: str, callback_token: str | None
+        self,
+        flow: str,
+        definition: str,
+        parsed: Flow,
+        name: str,
+        input_text: str,
+        callback_token: str | None,
+        *,
+        role_arn: str = "",
+        mode: str = "Standard",
+        qualifier: str = "",
     ) -> Execution:
         with self._lock:
             ex = Execution(
@@ -251,6 +271,9 @@ class Engine:
                 started=self._clock(),
                 parsed=parsed,
                 callback_token=callback_token,
+                role_arn=role_arn,
+                mode=mode,
+                qualifier=qualifier,
             )
             self.executions[(flow, name)] = ex
             self._event(ex, "ExecutionStarted", detail={"input": json.loads(input_text)})
@@ -303,6 +326,7 @@ class Engine:
             frame = ex.frames[fid]
             step = ex.parsed.steps[frame["step"]]
             frame["waiting"] = None
+            frame.pop("token", None)
             for tid in [t for t, v in ex.timers.items() if v["frame"] == fid]:
                 del ex.timers[tid]
             if error is None:
@@ -312,9 +336,20 @@ class Engine:
                 eid = self._event(
                     ex, "TaskFailed", step.name, frame["entered"], {"error": error, "cause": cause or ""}
                 )
-                ex.todo.append((self._task_failed, (fid, error, cause or "")))
+                ex.todo.append((self._step_failed, (fid, error, cause or "")))
             self._drive(ex)
             return eid
+
+    def report_limit(self, token: str) -> int:
+        """The largest ReportTaskSucceeded Output for ``token``: its flow's language decides (32 KiB
+        for FDL, 64 KiB for CloudFlow); the previous service's for a token of no known execution."""
+        try:
+            parts = tokens.parse_token(token)
+        except tokens.TokenError:
+            return limits.FNF_MAX_OUTPUT_BYTES
+        with self._lock:
+            ex = self.executions.get((parts.flow_name, parts.execution_name))
+            return ex.parsed.sem.max_report_bytes if ex is not None else limits.FNF_MAX_OUTPUT_BYTES
 
     # ----------------------------------------------------------------------------- plumbing
     def _persist(self, ex: Execution) -> None:
@@ -349,7 +384,7 @@ class Engine:
     def _reserve(self, ex: Execution) -> int:
         eid = ex.next_event_id
         if eid > limits.FNF_MAX_EVENTS_PER_EXECUTION and ex.status == RUNNING:
-            raise _Abort(
+            raise Abort(
                 "FnF.EventLimitExceeded", f"the execution passed {limits.FNF_MAX_EVENTS_PER_EXECUTION} events"
             )
         ex.next_event_id += 1
@@ -394,14 +429,15 @@ class Engine:
             elif kind == "wait":
                 ex.todo.append((self._complete, (fid, {})))
             elif kind == "retry":
-                ex.todo.append((self._attempt, (fid,)))
+                ex.todo.append((self._retry, (fid,)))
             elif kind == "task_timeout" and ex.frames[fid].get("waiting") == timer["eid"]:
                 frame = ex.frames[fid]
                 frame["waiting"] = None
+                frame.pop("token", None)
                 step = ex.parsed.steps[frame["step"]]
                 self._event(ex, "TaskTimedOut", step.name, frame["entered"], {"error": TASK_TIMEOUT_ERROR})
                 ex.todo.append(
-                    (self._task_failed, (fid, TASK_TIMEOUT_ERROR, f"The task of step {step.name} timed out."))
+                    (self._step_failed, (fid, TASK_TIMEOUT_ERROR, f"The task of step {step.name} timed out."))
                 )
             self._drive(ex)
 
@@ -410,29 +446,13 @@ class Engine:
             while ex.todo and ex.status == RUNNING:
                 fn, args = ex.todo.popleft()
                 fn(ex, *args)
-        except _Abort as abort:
+        except Abort as abort:
             self._end(ex, FAILED, error=abort.error, cause=abort.cause)
         except Exception as err:
             log.exception("Execution %s of flow %s failed inside the emulator", ex.name, ex.flow)
             self._end(ex, FAILED, error="FnF.InternalError", cause=f"emulator error: {err!r}")
         ex.todo.clear()
         self._persist(ex)
-
-    def _context(self, ex: Execution, step: Step | None, token: str | None = None) -> dict[str, Any]:
-        # The $context object's shape beyond execution.name and task.token is *unconfirmed*.
-        ctx: dict[str, Any] = {
-            "execution": {
-                "name": ex.name,
-                "input": json.loads(ex.input),
-                "startedTime": format_time(ex.started),
-            },
-            "flow": {"name": ex.flow},
-        }
-        if step is not None:
-            ctx["step"] = {"name": step.name}
-        if token is not None:
-            ctx["task"] = {"token": token}
-        return ctx
 
     def _end(
         self,
@@ -482,17 +502,16 @@ class Engine:
     # ----------------------------------------------------------------------------- transitions
     def _begin(self, ex: Execution) -> None:
         flow = ex.parsed
-        inp = json.loads(ex.input)
-        if flow.input_mappings is not None:
-            inp = apply_mappings(flow.input_mappings, {"input": inp, "context": self._context(ex, None)})
+        inp = flow.sem.begin(ex)
         ex.flow_input = inp
-        if flow.timeout_seconds:
-            self._timer(ex, "flow_timeout", ex.started + flow.timeout_seconds)
+        timeout = flow.timeout_seconds
+        if ex.mode == EXPRESS:  # an Express execution lasts at most 5 minutes
+            timeout = min(timeout or limits.CLOUDFLOW_EXPRESS_MAX_SECONDS, limits.CLOUDFLOW_EXPRESS_MAX_SECONDS)
+        if timeout:
+            self._timer(ex, "flow_timeout", ex.started + timeout)
         self._start_scope(ex, "root", None, inp)
 
-    def _start_scope(
-        self, ex: Execution, list_id: str, parent: str | None, inp: dict[str, Any], branch: int = 0
-    ) -> str:
+    def _start_scope(self, ex: Execution, list_id: str, parent: str | None, inp: Any, branch: int = 0) -> str:
         sid = self._new_frame(
             ex,
             {
@@ -500,8 +519,8 @@ class Engine:
                 "list": list_id,
                 "parent": parent,
                 "input": inp,
-                "local": {},
-                "index": 0,
+                "local": ex.parsed.sem.scope_local(inp),
+                "at": ex.parsed.start_of(list_id),
                 "branch": branch,
             },
         )
@@ -512,189 +531,186 @@ class Engine:
         scope = ex.frames.get(sid)
         if scope is None:
             return
-        ids = ex.parsed.lists[scope["list"]]
-        if scope["index"] >= len(ids):
+        if scope["at"] is None:
             self._finish_scope(ex, sid)
             return
-        self._enter(ex, sid, ex.parsed.steps[ids[scope["index"]]])
-
-    def _step_input(
-        self, ex: Execution, scope: dict[str, Any], step: Step, token: str | None = None
-    ) -> dict[str, Any]:
-        if step.input_mappings is None:
-            return merged(scope["input"], scope["local"])
-        roots = {"input": scope["input"], "local": scope["local"], "context": self._context(ex, step, token)}
-        return apply_mappings(step.input_mappings, roots)
+        self._enter(ex, sid, ex.parsed.steps[scope["at"]])
 
     def _enter(self, ex: Execution, sid: str, step: Step) -> None:
         scope = ex.frames[sid]
         sched_eid, token = 0, None
         entered = self._reserve(ex)
-        if step.type == "task":
+        if step.kind == "task":
             sched_eid = self._reserve(ex)
             token = self._token(ex, step, sched_eid)
-        inp = self._step_input(ex, scope, step, token)
+        failure: StateError | None = None
+        try:
+            inp = ex.parsed.sem.step_input(ex, scope, step, token)
+        except StateError as err:  # an input that cannot be built fails the step
+            inp, failure = scope["local"], err
         self._event(ex, "StepEntered", step.name, detail={"input": inp}, eid=entered)
         fid = self._new_frame(
             ex, {"kind": "step", "step": step.id, "scope": sid, "input": inp, "entered": entered}
         )
-        frame = ex.frames[fid]
-        ctx = self._context(ex, step)
-        if step.type == "pass":
-            ex.todo.append((self._complete, (fid, {})))
-        elif step.type == "succeed":
-            self._event(ex, "StepSucceeded", step.name, entered, {"output": {}})
-            root = next((f for f in ex.frames.values() if f["kind"] == "scope" and f["parent"] is None), None)
-            self._end(ex, SUCCEEDED, self._flow_output(ex, root["local"] if root else {}))
-        elif step.type == "fail":
-            self._event(ex, "StepFailed", step.name, entered, {"error": step.error, "cause": step.cause})
-            self._end(ex, FAILED, error=step.error, cause=step.cause)
-        elif step.type == "wait":
-            due = self._clock() + step.duration if step.duration is not None else float(step.timestamp or 0)
-            self._timer(ex, "wait", due, fid)
-        elif step.type == "task":
+        if failure is not None:
+            ex.todo.append((self._step_failed, (fid, failure.error, failure.cause)))
+        elif step.kind == "task":
             self._attempt(ex, fid, sched_eid, token)
-        elif step.type == "choice":
-            roots = {"input": inp, "local": {}, "context": ctx}
-            chosen: tuple[str | None, str | None] | None = None
-            for i, (cond, list_id, goto) in enumerate(step.choices):
-                if cond.evaluate(roots):
-                    chosen = (list_id, goto)
-                    frame["choice"] = i
-                    break
-            else:
-                chosen = step.default
-                frame["choice"] = "default" if chosen else None
-            if chosen is None:
-                ex.todo.append((self._complete, (fid, {})))
-            elif chosen[0] is None:
-                ex.todo.append((self._complete, (fid, {}, chosen[1])))
-            else:
-                frame["goto"] = chosen[1]
-                self._start_scope(ex, chosen[0], fid, inp)
-        elif step.type == "parallel":
-            frame.update(results=[None] * len(step.branches), pending=len(step.branches))
-            for i, list_id in enumerate(step.branches):
-                self._event(ex, "BranchEntered", step.name, entered, {"branch": i})
-                self._start_scope(ex, list_id, fid, inp, i)
-        elif step.type == "foreach":
-            assert step.collection is not None and step.iteration is not None
-            items = step.collection.get({"input": inp, "local": {}, "context": ctx})
-            if not isinstance(items, list):
-                what = "missing" if items is MISSING else f"a {type(items).__name__}"
-                ex.todo.append(
-                    (
-                        self._fail_step,
-                        (
-                            fid,
-                            INVALID_COLLECTION_ERROR,
-                            f"foreach step {step.name}: {step.collection.text} is {what}, not an array",
-                        ),
-                    )
+        else:
+            self._run(ex, fid)
+
+    def _run(self, ex: Execution, fid: str) -> None:
+        """Do what a (non-task) step does with its input; a retry of a compound step runs it again."""
+        frame = ex.frames[fid]
+        step = ex.parsed.steps[frame["step"]]
+        sem = ex.parsed.sem
+        try:
+            if step.kind == "pass":
+                ex.todo.append((self._complete, (fid, None)))
+            elif step.kind == "succeed":
+                self._event(ex, "StepSucceeded", step.name, frame["entered"], {"output": {}})
+                root = next(
+                    (f for f in ex.frames.values() if f["kind"] == "scope" and f["parent"] is None), None
                 )
-                return
-            frame.update(items=items, results=[None] * len(items), pending=len(items), next=0)
-            if not items:
-                ex.todo.append((self._complete, (fid, [])))
-            for _ in range(min(len(items), limits.FNF_MAX_FOREACH_CONCURRENCY)):
-                self._next_iteration(ex, fid)
+                self._end(ex, SUCCEEDED, sem.flow_output(ex, root["local"] if root else {}))
+            elif step.kind == "fail":
+                error, cause = sem.fail_info(ex, step, frame)
+                self._event(ex, "StepFailed", step.name, frame["entered"], {"error": error, "cause": cause})
+                self._end(ex, FAILED, error=error, cause=cause)
+            elif step.kind == "wait":
+                self._timer(ex, "wait", sem.wait_until(ex, step, frame, self._clock()), fid)
+            elif step.kind == "choice":
+                self._choose(ex, fid, step)
+            elif step.kind == "parallel":
+                frame.update(results=[None] * len(step.branches), pending=len(step.branches))
+                for i, list_id in enumerate(step.branches):
+                    self._event(ex, "BranchEntered", step.name, frame["entered"], {"branch": i})
+                    self._start_scope(ex, list_id, fid, frame["input"], i)
+            elif step.kind == "foreach":
+                items = sem.items(ex, step, frame)
+                frame.update(items=items, results=[None] * len(items), pending=len(items), next=0)
+                if not items:
+                    ex.todo.append((self._complete, (fid, sem.combine(step, []))))
+                width = step.max_concurrency or limits.FNF_MAX_FOREACH_CONCURRENCY
+                for _ in range(min(len(items), width)):
+                    self._next_iteration(ex, fid)
+        except StateError as err:
+            ex.todo.append((self._step_failed, (fid, err.error, err.cause)))
+
+    def _choose(self, ex: Execution, fid: str, step: Step) -> None:
+        frame = ex.frames[fid]
+        i = ex.parsed.sem.chosen(ex, step, frame)
+        chosen: tuple[str | None, str | None] | None
+        if i is not None:
+            chosen = step.choices[i][1:]
+            frame["choice"] = i
+        else:
+            chosen = step.default
+            frame["choice"] = "default" if chosen else None
+        if chosen is None:
+            ex.todo.append((self._complete, (fid, None)))
+        elif chosen[0] is None:
+            ex.todo.append((self._complete, (fid, None, chosen[1])))
+        else:
+            frame["goto"] = chosen[1]
+            self._start_scope(ex, chosen[0], fid, frame["input"])
 
     def _next_iteration(self, ex: Execution, fid: str) -> None:
         frame = ex.frames[fid]
         step = ex.parsed.steps[frame["step"]]
         i = frame["next"]
         frame["next"] = i + 1
-        extra: dict[str, Any] = {step.item: frame["items"][i]}
-        if step.index:
-            extra[step.index] = i
         self._event(ex, "IterationEntered", step.name, frame["entered"], {"index": i})
         assert step.iteration is not None
-        self._start_scope(ex, step.iteration, fid, merged(frame["input"], extra), i)
+        inp = ex.parsed.sem.iteration_input(step, frame["input"], frame["items"][i], i)
+        self._start_scope(ex, step.iteration, fid, inp, i)
 
     def _token(self, ex: Execution, step: Step, eid: int) -> str | None:
-        if step.pattern != "waitForCallback":
+        if not step.waits:
             return None
         return tokens.make_token(self.secret, ex.flow, ex.name, eid, ex.id)
 
     def _attempt(self, ex: Execution, fid: str, eid: int = 0, token: str | None = None) -> None:
         frame = ex.frames[fid]
         step = ex.parsed.steps[frame["step"]]
+        sem = ex.parsed.sem
         if not eid:  # a retry: a fresh event id, token and input
             eid = self._reserve(ex)
             token = self._token(ex, step, eid)
-            frame["input"] = self._step_input(ex, ex.frames[frame["scope"]], step, token)
-        inp = frame["input"]
+            try:
+                frame["input"] = sem.step_input(ex, ex.frames[frame["scope"]], step, token)
+            except StateError as err:
+                ex.todo.append((self._step_failed, (fid, err.error, err.cause)))
+                return
         frame["attempt"] = frame.get("attempt", 0) + 1
         self._event(
             ex,
             "TaskScheduled",
             step.name,
             frame["entered"],
-            {"resourceArn": step.resource_arn, "pattern": step.pattern, "attempt": frame["attempt"]},
+            {
+                "resourceArn": step.resource_arn,
+                "pattern": step.pattern,
+                "attempt": frame["attempt"],
+                **({"action": step.action} if step.action else {}),
+            },
             eid=eid,
         )
+        if token:
+            frame["token"] = token  # $Context.Current.TaskToken while the task waits
         try:
-            body, priority, delay = self._message(ex, step, inp, token)
-            message_id = self._mns.send_message(step.queue_name, body, priority, delay)
+            queue, body, priority, delay = sem.message(ex, step, frame, token)
+            message_id = self._mns.send_message(queue, body, priority, delay)
+            timeout = sem.task_timeout(ex, step, frame) if step.waits else None
         except ServiceError as err:
             # Error names of a failed MNS send are *unconfirmed*: "MNS.<code>".
             error, cause = f"MNS.{err.code}", err.message
-        except (TypeError, ValueError) as err:
-            error, cause = "FnF.InvalidServiceParams", str(err)
+        except StateError as err:
+            error, cause = err.error, err.cause
         else:
             self._event(ex, "TaskSubmitted", step.name, frame["entered"], {"MessageId": message_id})
-            if step.pattern == "requestResponse":
-                local = {"MessageId": message_id}  # $local of a sent message (*unconfirmed* shape)
-                self._event(ex, "TaskSucceeded", step.name, frame["entered"], {"output": local})
-                ex.todo.append((self._complete, (fid, local)))
+            if not step.waits:
+                result = sem.sent(message_id, body)
+                self._event(ex, "TaskSucceeded", step.name, frame["entered"], {"output": result})
+                ex.todo.append((self._complete, (fid, result)))
             else:
                 frame["waiting"] = eid
-                if step.timeout_seconds:
-                    self._timer(ex, "task_timeout", self._clock() + step.timeout_seconds, fid, eid)
+                if timeout:
+                    self._timer(ex, "task_timeout", self._clock() + timeout, fid, eid)
             return
+        frame.pop("token", None)
         self._event(ex, "TaskSubmitFailed", step.name, frame["entered"], {"error": error, "cause": cause})
-        ex.todo.append((self._task_failed, (fid, error, cause)))
+        ex.todo.append((self._step_failed, (fid, error, cause)))
 
-    def _message(
-        self, ex: Execution, step: Step, inp: dict[str, Any], token: str | None
-    ) -> tuple[str, int, int]:
-        roots = {"input": inp, "local": {}, "context": self._context(ex, step, token)}
+    def _retry(self, ex: Execution, fid: str) -> None:
+        frame = ex.frames.get(fid)
+        if frame is None:
+            return
+        step = ex.parsed.steps[frame["step"]]
+        if step.kind == "task":
+            self._attempt(ex, fid)
+            return
+        # A compound step (CloudFlow Parallel or Map) runs again from its input.
+        self._drop_subtree(ex, fid)
+        for key in ("results", "pending", "items", "next", "choice", "goto"):
+            frame.pop(key, None)
+        self._run(ex, fid)
 
-        def resolve(value: Any) -> Any:
-            if isinstance(value, str) and value.startswith("$") and value != "$":
-                found = parse_path(value).get(roots)
-                return None if found is MISSING else found
-            return value
-
-        raw = step.service_params["MessageBody"]
-        body = inp if raw == "$" else resolve(raw)
-        text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-        priority = resolve(step.service_params["Priority"])
-        delay = resolve(step.service_params.get("DelaySeconds", 0))
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise ValueError(f"serviceParams.Priority of step {step.name} is not an integer: {priority!r}")
-        if isinstance(delay, bool) or not isinstance(delay, int):
-            raise ValueError(f"serviceParams.DelaySeconds of step {step.name} is not an integer: {delay!r}")
-        return text, priority, delay
-
-    @staticmethod
-    def _matches(errors: tuple[str, ...], error: str) -> bool:
-        return ALL_ERRORS in errors or error in errors
-
-    def _task_failed(self, ex: Execution, fid: str, error: str, cause: str) -> None:
+    def _step_failed(self, ex: Execution, fid: str, error: str, cause: str) -> None:
+        """A step failed: retry it if a rule says so, else fail it (and let catch rules decide)."""
         # maxAttempts = retries after the first attempt, counted per rule (*unconfirmed*).
         frame = ex.frames.get(fid)
         if frame is None:
             return
         step = ex.parsed.steps[frame["step"]]
+        frame["error"] = {"Code": error, "Detail": cause}  # $Context.Current.Error
         retries = frame.setdefault("retries", {})
         for i, rule in enumerate(step.retry):
-            if self._matches(rule.errors, error):
+            if matches(rule.errors, error):
                 done = retries.get(str(i), 0)
                 if done < rule.max_attempts:
-                    delay = min(rule.interval_seconds * rule.multiplier**done, rule.max_interval_seconds)
                     retries[str(i)] = done + 1
-                    self._timer(ex, "retry", self._clock() + delay, fid)
+                    self._timer(ex, "retry", self._clock() + rule.delay(done), fid)
                     return
                 break  # the first matching rule decides
         self._fail_step(ex, fid, error, cause)
@@ -704,18 +720,16 @@ class Engine:
         if frame is None:
             return
         step = ex.parsed.steps[frame["step"]]
+        frame["error"] = {"Code": error, "Detail": cause}
         self._event(ex, "StepFailed", step.name, frame["entered"], {"error": error, "cause": cause})
         self._drop_subtree(ex, fid)
         del ex.frames[fid]
         self._event(ex, "StepExited", step.name, frame["entered"])
         scope = ex.frames[frame["scope"]]
         for rule in step.catch:
-            if self._matches(rule.errors, error):
-                out: dict[str, Any] = {}
-                if step.error_mappings:
-                    out = apply_mappings(step.error_mappings, {"local": {"error": error, "cause": cause}})
-                scope["local"].update(out)
-                scope["index"] = ex.parsed.sibling_index(scope["list"], rule.goto)
+            if matches(rule.errors, error):
+                ex.parsed.sem.caught(ex, step, frame, rule, scope)
+                scope["at"] = ex.parsed.sibling(scope["list"], rule.goto)
                 ex.todo.append((self._advance, (frame["scope"],)))
                 return
         # Uncaught: the enclosing scope fails, and with it its parent step (or the execution).
@@ -723,7 +737,7 @@ class Engine:
         if parent is None:
             self._end(ex, FAILED, error=error, cause=cause)
         else:
-            ex.todo.append((self._fail_step, (parent, error, cause)))
+            ex.todo.append((self._step_failed, (parent, error, cause)))
 
     def _drop_subtree(self, ex: Execution, fid: str) -> None:
         """Remove every frame below step frame ``fid`` (other branches, iterations) and their timers."""
@@ -749,69 +763,49 @@ class Engine:
         for tid in [t for t, v in ex.timers.items() if v["frame"] == fid]:
             del ex.timers[tid]
 
-    def _complete(self, ex: Execution, fid: str, local: Any, goto: str | None = None) -> None:
+    def _complete(self, ex: Execution, fid: str, result: Any, goto: str | None = None) -> None:
         frame = ex.frames.get(fid)
         if frame is None:
             return
         step = ex.parsed.steps[frame["step"]]
-        if step.output_mappings is not None:
-            roots = {"input": frame["input"], "local": local, "context": self._context(ex, step)}
-            out = apply_mappings(step.output_mappings, roots)
-        elif step.type in ("parallel", "foreach"):
-            out = {}
-        else:
-            out = local if isinstance(local, dict) else {}
-        size = json_size(frame["input"], out, local)
-        if size > limits.FNF_MAX_OUTPUT_BYTES:
-            raise _Abort(
-                DATA_LIMIT_ERROR,
-                f"step {step.name}: input, output and local take {size} bytes, more than {limits.FNF_MAX_OUTPUT_BYTES}",
-            )
-        self._event(ex, "StepSucceeded", step.name, frame["entered"], {"output": out, "local": local})
+        sem = ex.parsed.sem
+        try:
+            out = sem.output(ex, step, frame, result)
+        except StateError as err:
+            self._step_failed(ex, fid, err.error, err.cause)
+            return
+        detail: dict[str, Any] = {"output": out}
+        if sem.records_local:
+            detail["local"] = frame.get("local", result)
+        self._event(ex, "StepSucceeded", step.name, frame["entered"], detail)
         del ex.frames[fid]
         self._event(ex, "StepExited", step.name, frame["entered"])
         sid = frame["scope"]
         scope = ex.frames[sid]
-        scope["local"].update(out)
-        if goto:
-            scope["index"] = ex.parsed.sibling_index(scope["list"], goto)
-        elif step.end:
-            scope["index"] = len(ex.parsed.lists[scope["list"]])
-        else:
-            scope["index"] += 1
+        sem.absorb(scope, out)
+        scope["at"] = ex.parsed.sibling(scope["list"], goto) if goto else step.next
         ex.todo.append((self._advance, (sid,)))
-
-    def _flow_output(self, ex: Execution, local: dict[str, Any]) -> dict[str, Any]:
-        flow = ex.parsed
-        if flow.output_mappings is None:
-            return local
-        roots = {"input": ex.flow_input, "local": local, "context": self._context(ex, None)}
-        return apply_mappings(flow.output_mappings, roots)
 
     def _finish_scope(self, ex: Execution, sid: str) -> None:
         scope = ex.frames.pop(sid)
         parent = scope["parent"]
+        sem = ex.parsed.sem
         if parent is None:
-            output = self._flow_output(ex, scope["local"])
-            if json_size(output) > limits.FNF_MAX_OUTPUT_BYTES:
-                raise _Abort(
-                    DATA_LIMIT_ERROR, f"the flow output is larger than {limits.FNF_MAX_OUTPUT_BYTES} bytes"
-                )
-            self._end(ex, SUCCEEDED, output)
+            self._end(ex, SUCCEEDED, sem.flow_output(ex, scope["local"]))
             return
         pframe = ex.frames.get(parent)
         if pframe is None:
             return
         pstep = ex.parsed.steps[pframe["step"]]
-        if pstep.type == "choice":
+        if pstep.kind == "choice":
             ex.todo.append((self._complete, (parent, scope["local"], pframe.get("goto"))))
             return
-        kind = "BranchExited" if pstep.type == "parallel" else "IterationExited"
-        key = "branch" if pstep.type == "parallel" else "index"
+        kind = "BranchExited" if pstep.kind == "parallel" else "IterationExited"
+        key = "branch" if pstep.kind == "parallel" else "index"
         self._event(ex, kind, pstep.name, pframe["entered"], {key: scope["branch"]})
         pframe["results"][scope["branch"]] = scope["local"]
         pframe["pending"] -= 1
-        if pstep.type == "foreach" and pframe["next"] < len(pframe["items"]):
+        if pstep.kind == "foreach" and pframe["next"] < len(pframe["items"]):
             self._next_iteration(ex, parent)
         elif pframe["pending"] == 0:
-            ex.todo.append((self._complete, (parent, pframe["results"])))
+            ex.todo.append((self._complete, (parent, sem.combine(pstep, pframe["results"]))))

@@ -1,32 +1,56 @@
-"""Flow Definition Language (FDL ``version: v1`` / ``v1beta1``): parsing and validation.
+"""Flow Definition Language of the previous service (FDL ``version: v1`` / ``v1beta1``).
 
-:func:`parse_flow` turns the YAML (or JSON) text into a :class:`Flow` whose steps carry parsed
-mappings, paths and conditions, or raises :class:`FDLError` with a message naming the step and
-the field that is wrong. Each list of steps has an id (``root``, ``<step id>/c0`` for a choice's
-first choice, ``/d`` its default, ``/b1`` a parallel's second branch, ``/it`` a foreach's
-iteration) and each step ``<list id>/<index>``; the engine persists these ids, so they depend on
-the definition alone.
+:func:`parse_flow` turns the YAML (or JSON) text into a :class:`~.program.Flow` whose steps carry
+parsed mappings, paths and conditions, or raises :class:`FDLError` with a message naming the step
+and the field that is wrong; :class:`FDLSemantics` is how data moves between its steps (``$input``,
+``$local``, mappings), for the engine.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from fnf_emulator.fnf.conditions import Condition, ConditionError, parse_condition
-from fnf_emulator.fnf.paths import FieldMapping, Path, PathError, parse_mappings, parse_path
+from fnf_emulator import limits
+from fnf_emulator.fnf.conditions import ConditionError, parse_condition
+from fnf_emulator.fnf.paths import (
+    MISSING,
+    PathError,
+    apply_mappings,
+    json_size,
+    merged,
+    parse_mappings,
+    parse_path,
+)
+from fnf_emulator.fnf.program import (
+    ALL_ERRORS,
+    TASK_TIMEOUT_ERROR,
+    Abort,
+    CatchRule,
+    DefinitionError,
+    Flow,
+    RetryRule,
+    StateError,
+    Step,
+)
 from fnf_emulator.limits import MNS_MAX_DELAY_SECONDS, MNS_MAX_PRIORITY, MNS_MIN_PRIORITY
+
+if TYPE_CHECKING:
+    from fnf_emulator.fnf.engine import Execution
+
+__all__ = ["ALL_ERRORS", "TASK_TIMEOUT_ERROR", "FDLError", "FDLSemantics", "Flow", "Step", "parse_flow"]
 
 VERSIONS = ("v1", "v1beta1")
 STEP_TYPES = ("task", "pass", "choice", "parallel", "foreach", "wait", "succeed", "fail")
 PATTERNS = ("requestResponse", "sync", "waitForCallback")
-ALL_ERRORS = "FnF.ALL"
-TASK_TIMEOUT_ERROR = "FnF.TaskTimeout"
-"""A callback step past its timeoutSeconds (used by every official sample; *unconfirmed*)."""
+DATA_LIMIT_ERROR = "FnF.DataSizeLimitExceeded"
+"""Error name when a step's input + output + local pass 32 KiB (*unconfirmed* name)."""
+INVALID_COLLECTION_ERROR = "FnF.InvalidCollection"
+"""A foreach whose collection is not an array (*unconfirmed* name)."""
 
 MNS_QUEUE_ARN = re.compile(
     r"^acs:mns:[A-Za-z0-9\-]*:[0-9A-Za-z]*:/queues/([A-Za-z0-9][A-Za-z0-9\-]{0,255})/messages$"
@@ -46,79 +70,12 @@ _FIELDS: dict[str, set[str]] = {
 }
 
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's safe loader when available (much faster), else the pure-Python one."""
 
 
-class FDLError(ValueError):
+class FDLError(DefinitionError):
     """An invalid flow definition; the message names the step and field."""
-
-
-@dataclass(frozen=True)
-class RetryRule:
-    errors: tuple[str, ...]
-    interval_seconds: float
-    max_interval_seconds: float
-    max_attempts: int
-    multiplier: float
-
-
-@dataclass(frozen=True)
-class CatchRule:
-    errors: tuple[str, ...]
-    goto: str
-
-
-@dataclass
-class Step:
-    id: str
-    type: str
-    name: str
-    end: bool = False
-    input_mappings: list[FieldMapping] | None = None
-    output_mappings: list[FieldMapping] | None = None
-    # task
-    queue_name: str = ""
-    resource_arn: str = ""
-    pattern: str = "requestResponse"
-    timeout_seconds: float | None = None
-    service_params: dict[str, Any] = field(default_factory=dict)
-    error_mappings: list[FieldMapping] | None = None
-    retry: list[RetryRule] = field(default_factory=list)
-    catch: list[CatchRule] = field(default_factory=list)
-    # choice: (condition, list id or None, goto or None); default likewise
-    choices: list[tuple[Condition, str | None, str | None]] = field(default_factory=list)
-    default: tuple[str | None, str | None] | None = None
-    # parallel: list ids of branches; foreach: list id of the iteration
-    branches: list[str] = field(default_factory=list)
-    iteration: str | None = None
-    collection: Path | None = None
-    item: str = ""
-    index: str | None = None
-    # wait
-    duration: float | None = None
-    timestamp: float | None = None
-    # fail
-    error: str = ""
-    cause: str = ""
-
-
-@dataclass
-class Flow:
-    version: str
-    steps: dict[str, Step]
-    """Step id -> step."""
-    lists: dict[str, list[str]]
-    """List id -> step ids, in order."""
-    input_mappings: list[FieldMapping] | None = None
-    output_mappings: list[FieldMapping] | None = None
-    timeout_seconds: float | None = None
-
-    def sibling_index(self, list_id: str, name: str) -> int:
-        for i, sid in enumerate(self.lists[list_id]):
-            if self.steps[sid].name == name:
-                return i
-        raise KeyError(name)
 
 
 def _number(value: Any, where: str, *, minimum: float = 0, maximum: float | None = None) -> float:
@@ -155,6 +112,9 @@ class _Builder:
             names.add(step.name)
             ids.append(step.id)
         self.lists[list_id] = ids
+        for i, sid in enumerate(ids):  # each step is followed by the next one, unless it ends its list
+            step = self.steps[sid]
+            step.next = None if step.end or i + 1 == len(ids) else ids[i + 1]
         # gotos must name a sibling in this list
         for sid in ids:
             step = self.steps[sid]
@@ -260,6 +220,7 @@ class _Builder:
                 f"got {pattern!r}"
             )
         step.pattern = pattern
+        step.waits = pattern == "waitForCallback"
         if "timeoutSeconds" in raw:
             step.timeout_seconds = _number(
                 raw["timeoutSeconds"], f"{label}: field 'timeoutSeconds'", minimum=0.001
@@ -428,18 +389,27 @@ class _Builder:
         step.iteration = self.steps_list(raw["steps"], f"{step.id}/it", label)
 
 
-def parse_flow(text: str) -> Flow:
-    """Parse and validate an FDL definition (YAML or JSON text)."""
+def load_definition(text: str) -> Any:
+    """The YAML (or JSON) of a definition, of either language; :class:`FDLError` if it is neither."""
     if not isinstance(text, str) or not text.strip():
         raise FDLError("the flow definition is empty")
     try:
-        raw = yaml.load(text, Loader=_LOADER)  # a safe loader (see _LOADER)
+        return yaml.load(text, Loader=LOADER)  # a safe loader (see LOADER)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise FDLError(
             f"the flow definition is not valid YAML{where}: {getattr(err, 'problem', err)}"
         ) from None
+
+
+def parse_flow(text: str) -> Flow:
+    """Parse and validate an FDL definition (YAML or JSON text)."""
+    return build_flow(load_definition(text))
+
+
+def build_flow(raw: Any) -> Flow:
+    """Validate and compile a loaded FDL definition."""
     if not isinstance(raw, dict):
         raise FDLError("the flow definition must be a mapping with version, type and steps")
     if raw.get("version") not in VERSIONS:
@@ -466,6 +436,8 @@ def parse_flow(text: str) -> Flow:
             version=raw["version"],
             steps=builder.steps,
             lists=builder.lists,
+            semantics=SEMANTICS,
+            language="fdl",
             input_mappings=parse_mappings(raw["inputMappings"], "flow: inputMappings")
             if "inputMappings" in raw
             else None,
@@ -478,3 +450,155 @@ def parse_flow(text: str) -> Flow:
     if "timeoutSeconds" in raw:
         flow.timeout_seconds = _number(raw["timeoutSeconds"], "flow: field 'timeoutSeconds'", minimum=0.001)
     return flow
+
+
+def _context(ex: Execution, step: Step | None, token: str | None = None) -> dict[str, Any]:
+    # The $context object's shape beyond execution.name and task.token is *unconfirmed*.
+    from fnf_emulator.fnf.engine import format_time
+
+    ctx: dict[str, Any] = {
+        "execution": {
+            "name": ex.name,
+            "input": json.loads(ex.input),
+            "startedTime": format_time(ex.started),
+        },
+        "flow": {"name": ex.flow},
+    }
+    if step is not None:
+        ctx["step"] = {"name": step.name}
+    if token is not None:
+        ctx["task"] = {"token": token}
+    return ctx
+
+
+class FDLSemantics:
+    """FDL data flow: a level's ``$input`` and ``$local``, mappings, ``$.x`` paths (see the module)."""
+
+    max_report_bytes = limits.FNF_MAX_OUTPUT_BYTES
+    succeed_ends_execution = True
+    records_local = True
+
+    def begin(self, ex: Execution) -> dict[str, Any]:
+        inp = json.loads(ex.input)
+        if ex.parsed.input_mappings is not None:
+            inp = apply_mappings(ex.parsed.input_mappings, {"input": inp, "context": _context(ex, None)})
+        return dict(inp)
+
+    def scope_local(self, inp: Any) -> Any:
+        return {}
+
+    def step_input(self, ex: Execution, scope: dict[str, Any], step: Step, token: str | None) -> Any:
+        if step.input_mappings is None:
+            return merged(scope["input"], scope["local"])
+        roots = {"input": scope["input"], "local": scope["local"], "context": _context(ex, step, token)}
+        return apply_mappings(step.input_mappings, roots)
+
+    def chosen(self, ex: Execution, step: Step, frame: dict[str, Any]) -> int | None:
+        roots = {"input": frame["input"], "local": {}, "context": _context(ex, step)}
+        for i, (cond, _, _) in enumerate(step.choices):
+            if cond.evaluate(roots):
+                return i
+        return None
+
+    def items(self, ex: Execution, step: Step, frame: dict[str, Any]) -> Any:
+        assert step.collection is not None
+        items = step.collection.get({"input": frame["input"], "local": {}, "context": _context(ex, step)})
+        if not isinstance(items, list):
+            what = "missing" if items is MISSING else f"a {type(items).__name__}"
+            raise StateError(
+                INVALID_COLLECTION_ERROR,
+                f"foreach step {step.name}: {step.collection.text} is {what}, not an array",
+            )
+        return items
+
+    def iteration_input(self, step: Step, inp: Any, item: Any, index: int) -> Any:
+        extra: dict[str, Any] = {step.item: item}
+        if step.index:
+            extra[step.index] = index
+        return merged(inp, extra)
+
+    def wait_until(self, ex: Execution, step: Step, frame: dict[str, Any], now: float) -> float:
+        return now + step.duration if step.duration is not None else float(step.timestamp or 0)
+
+    def message(
+        self, ex: Execution, step: Step, frame: dict[str, Any], token: str | None
+    ) -> tuple[str, str, int, int]:
+        inp = frame["input"]
+        roots = {"input": inp, "local": {}, "context": _context(ex, step, token)}
+
+        def resolve(value: Any) -> Any:
+            if isinstance(value, str) and value.startswith("$") and value != "$":
+                found = parse_path(value).get(roots)
+                return None if found is MISSING else found
+            return value
+
+        raw = step.service_params["MessageBody"]
+        body = inp if raw == "$" else resolve(raw)
+        text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+        priority = resolve(step.service_params["Priority"])
+        delay = resolve(step.service_params.get("DelaySeconds", 0))
+        for key, value in (("Priority", priority), ("DelaySeconds", delay)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise StateError(
+                    "FnF.InvalidServiceParams",
+                    f"serviceParams.{key} of step {step.name} is not an integer: {value!r}",
+                )
+        return step.queue_name, text, priority, delay
+
+    def sent(self, message_id: str, body: str) -> Any:
+        return {"MessageId": message_id}  # $local of a sent message (*unconfirmed* shape)
+
+    def task_timeout(self, ex: Execution, step: Step, frame: dict[str, Any]) -> float | None:
+        return step.timeout_seconds
+
+    def combine(self, step: Step, results: list[Any]) -> Any:
+        return results
+
+    def output(self, ex: Execution, step: Step, frame: dict[str, Any], result: Any) -> Any:
+        local = {} if result is None else result
+        if step.output_mappings is not None:
+            roots = {"input": frame["input"], "local": local, "context": _context(ex, step)}
+            out = apply_mappings(step.output_mappings, roots)
+        elif step.kind in ("parallel", "foreach"):
+            out = {}
+        else:
+            out = local if isinstance(local, dict) else {}
+        size = json_size(frame["input"], out, local)
+        if size > limits.FNF_MAX_OUTPUT_BYTES:
+            raise Abort(
+                DATA_LIMIT_ERROR,
+                f"step {step.name}: input, output and local take {size} bytes, more than {limits.FNF_MAX_OUTPUT_BYTES}",
+            )
+        frame["local"] = local
+        return out
+
+    def absorb(self, scope: dict[str, Any], output: Any) -> None:
+        scope["local"].update(output)
+
+    def caught(
+        self, ex: Execution, step: Step, frame: dict[str, Any], rule: CatchRule, scope: dict[str, Any]
+    ) -> None:
+        out: dict[str, Any] = {}
+        if step.error_mappings:
+            error = frame.get("error") or {}
+            out = apply_mappings(
+                step.error_mappings,
+                {"local": {"error": error.get("Code", ""), "cause": error.get("Detail", "")}},
+            )
+        scope["local"].update(out)
+
+    def flow_output(self, ex: Execution, local: Any) -> Any:
+        flow = ex.parsed
+        output = local
+        if flow.output_mappings is not None:
+            roots = {"input": ex.flow_input, "local": local, "context": _context(ex, None)}
+            output = apply_mappings(flow.output_mappings, roots)
+        if json_size(output) > limits.FNF_MAX_OUTPUT_BYTES:
+            raise Abort(DATA_LIMIT_ERROR, f"the flow output is larger than {limits.FNF_MAX_OUTPUT_BYTES} bytes")
+        return output
+
+    def fail_info(self, ex: Execution, step: Step, frame: dict[str, Any]) -> tuple[str, str]:
+        return step.error, step.cause
+
+
+SEMANTICS = FDLSemantics()

@@ -15,8 +15,9 @@ from urllib.parse import parse_qsl
 from fnf_emulator import limits
 from fnf_emulator.core import MNSSender, Request, Response, ServiceError
 from fnf_emulator.fnf import api, console
+from fnf_emulator.fnf.definitions import DefinitionError, parse_definition
 from fnf_emulator.fnf.engine import RUNNING, Engine, Execution, format_time
-from fnf_emulator.fnf.fdl import FDLError, Flow, parse_flow
+from fnf_emulator.fnf.program import Flow
 from fnf_emulator.fnf.store import Store
 from fnf_emulator.fnf.throttle import ActionThrottle
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
 EXECUTION_MODES = ("Standard", "Express")
+SYNC_WAIT_SLACK_SECONDS = 10
+"""StartSyncExecution waits for the execution's end: at most 5 minutes, plus this."""
 DEFAULT_LIST_LIMIT = 100
 """Page size when Limit is not given (*unconfirmed*)."""
 DEFAULT_HISTORY_LIMIT = 1000
@@ -62,14 +65,10 @@ def _int_param(params: Mapping[str, str], name: str, default: int, lo: int, hi: 
     return value
 
 
-def _json_object(text: str, what: str) -> dict[str, Any]:
-    # 400 EntityTooLarge over 32 KiB and 400 InvalidArgument for non-objects are *unconfirmed*.
-    if len(text.encode()) > limits.FNF_MAX_OUTPUT_BYTES:
-        raise ServiceError(
-            400,
-            "EntityTooLarge",
-            f"{what} is {len(text.encode())} bytes, more than {limits.FNF_MAX_OUTPUT_BYTES}.",
-        )
+def _json_object(text: str, what: str, limit: int = limits.FNF_MAX_OUTPUT_BYTES) -> dict[str, Any]:
+    # 400 EntityTooLarge over the limit and 400 InvalidArgument for non-objects are *unconfirmed*.
+    if len(text.encode()) > limit:
+        raise ServiceError(400, "EntityTooLarge", f"{what} is {len(text.encode())} bytes, more than {limit}.")
     try:
         value = json.loads(text)
     except ValueError as err:
@@ -100,7 +99,7 @@ class FnFService:
         self.engine = Engine(self._store, mns)
         self._throttle = ActionThrottle() if throttle else None
         self._flows: dict[str, dict[str, Any]] = {f["Name"]: f for f in self._store.load_flows()}
-        self._parsed: dict[str, tuple[str, Flow]] = {}
+        self._parsed: dict[str, tuple[tuple[str, str], Flow]] = {}
         self._actions: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
             "CreateFlow": self._create_flow,
             "UpdateFlow": self._update_flow,
@@ -108,6 +107,7 @@ class FnFService:
             "DeleteFlow": self._delete_flow,
             "ListFlows": self._list_flows,
             "StartExecution": self._start_execution,
+            "StartSyncExecution": self._start_sync_execution,
             "StopExecution": self._stop_execution,
             "DescribeExecution": self._describe_execution,
             "ListExecutions": self._list_executions,
@@ -194,12 +194,12 @@ class FnFService:
 
     def _parse(self, definition: str, mode: str) -> Flow:
         try:
-            parsed = parse_flow(definition)
-        except FDLError as err:
+            parsed = parse_definition(definition, mode)
+        except DefinitionError as err:
             # The code of an invalid definition is *unconfirmed* (InvalidArgument).
             raise ServiceError(400, "InvalidArgument", f"The flow definition is invalid: {err}") from None
         if mode == "Express":
-            waiting = [s.name for s in parsed.steps.values() if s.pattern == "waitForCallback"]
+            waiting = [s.name for s in parsed.steps.values() if s.waits]
             if waiting:
                 raise ServiceError(
                     400,
@@ -209,9 +209,10 @@ class FnFService:
         return parsed
 
     def _parsed_flow(self, flow: dict[str, Any]) -> Flow:
+        key = (flow["Definition"], flow["ExecutionMode"])
         cached = self._parsed.get(flow["Name"])
-        if cached is None or cached[0] != flow["Definition"]:
-            cached = (flow["Definition"], parse_flow(flow["Definition"]))
+        if cached is None or cached[0] != key:
+            cached = (key, parse_definition(flow["Definition"], flow["ExecutionMode"]))
             self._parsed[flow["Name"]] = cached
         return cached[1]
 
@@ -242,11 +243,12 @@ class FnFService:
                 400, "InvalidArgument", f"ExecutionMode must be Standard or Express, got {mode!r}."
             )
         self._parse(definition, mode)
+        environment = _environment(p)
         with self.engine.lock:
             if name in self._flows:
                 raise ServiceError(409, "FlowAlreadyExists", f"Flow {name} already exists.")
             now = format_time(time.time())
-            flow = {
+            flow: dict[str, Any] = {
                 "Name": name,
                 "Id": str(uuid.uuid4()),
                 "Definition": definition,
@@ -257,6 +259,10 @@ class FnFService:
                 "LastModifiedTime": now,
                 "ExecutionMode": mode,
             }
+            if environment is not None:
+                flow["Environment"] = environment
+            if p.get("ExternalStorageLocation"):
+                flow["ExternalStorageLocation"] = p["ExternalStorageLocation"]
             self._flows[name] = flow
             self._store.save_flow(flow)
             log.info("Created flow %s", name)
@@ -271,9 +277,9 @@ class FnFService:
                 raise ServiceError(
                     400, "InvalidArgument", f"ExecutionMode must be Standard or Express, got {mode!r}."
                 )
-            if p.get("Definition"):
-                self._parse(p["Definition"], mode)
-                flow["Definition"] = p["Definition"]
+            if p.get("Definition") or mode != flow["ExecutionMode"]:
+                self._parse(p.get("Definition") or flow["Definition"], mode)
+                flow["Definition"] = p.get("Definition") or flow["Definition"]
             for key in ("Description", "RoleArn"):
                 if key in p:
                     flow[key] = p[key]
@@ -312,10 +318,16 @@ class FnFService:
         name = p.get("ExecutionName") or str(uuid.uuid4())
         if p.get("ExecutionName"):
             _check_name(name, "Execution name")
-        input_text = p.get("Input") or "{}"
-        _json_object(input_text, "Input")
         with self.engine.lock:
             flow = self.flow(flow_name)
+            parsed = self._parsed_flow(flow)
+            if flow["ExecutionMode"] == "Express" and parsed.language == "cloudflow":
+                # CloudFlow runs Express flows synchronously only (*unconfirmed* error code).
+                raise ServiceError(
+                    400,
+                    "InvalidArgument",
+                    f"Flow {flow_name} has ExecutionMode Express: start it with StartSyncExecution.",
+                )
             existing = self.engine.executions.get((flow_name, name))
             if existing is not None:
                 if existing.status == RUNNING:
@@ -323,19 +335,55 @@ class FnFService:
                 raise ServiceError(
                     400, "ExecutionAlreadyExists", f"Execution {name} already exists and has ended."
                 )
-            running = sum(1 for e in self.engine.executions.values() if e.status == RUNNING)
-            if running >= 10_000:
-                raise ServiceError(400, "ExecutionLimitExceeded", "Too many running executions (10,000).")
-            ex = self.engine.start(
-                flow_name,
-                flow["Definition"],
-                self._parsed_flow(flow),
-                name,
-                input_text,
-                p.get("CallbackFnFTaskToken"),
-            )
+            ex = self._start(p, flow, parsed, name)
             log.info("Started execution %s of flow %s", name, flow_name)
             return ex.describe()
+
+    def _start(self, p: dict[str, str], flow: dict[str, Any], parsed: Flow, name: str) -> Execution:
+        input_text = p.get("Input") or "{}"
+        limit = limits.CLOUDFLOW_MAX_STATE_BYTES if parsed.language == "cloudflow" else limits.FNF_MAX_OUTPUT_BYTES
+        _json_object(input_text, "Input", limit)
+        running = sum(1 for e in self.engine.executions.values() if e.status == RUNNING)
+        if running >= 10_000:
+            raise ServiceError(400, "ExecutionLimitExceeded", "Too many running executions (10,000).")
+        return self.engine.start(
+            flow["Name"],
+            flow["Definition"],
+            parsed,
+            name,
+            input_text,
+            p.get("CallbackFnFTaskToken"),
+            role_arn=flow.get("RoleArn", ""),
+            mode=flow["ExecutionMode"],
+            # Flow versions and aliases are not emulated: a Qualifier is recorded, not resolved
+            # (*unconfirmed*).
+            qualifier=p.get("Qualifier", ""),
+        )
+
+    def _start_sync_execution(self, p: dict[str, str]) -> dict[str, Any]:
+        flow_name = _required(p, "FlowName")
+        given = p.get("ExecutionName")
+        if given:
+            _check_name(given, "Execution name")
+        # {ExecutionName}:{UUID}, or a generated name (documented); names need not be unique.
+        name = f"{given}:{uuid.uuid4()}" if given else str(uuid.uuid4())
+        with self.engine.lock:
+            flow = self.flow(flow_name)
+            if flow["ExecutionMode"] != "Express":
+                # *unconfirmed* error code
+                raise ServiceError(
+                    400,
+                    "InvalidArgument",
+                    f"Flow {flow_name} has ExecutionMode {flow['ExecutionMode']}: StartSyncExecution runs "
+                    "Express flows only (use StartExecution).",
+                )
+            ex = self._start(p, flow, self._parsed_flow(flow), name)
+        self.engine.wait_until_done(ex, limits.CLOUDFLOW_EXPRESS_MAX_SECONDS + SYNC_WAIT_SLACK_SECONDS)
+        with self.engine.lock:
+            out = ex.describe()
+        out.pop("FlowDefinition", None)
+        out.pop("Input", None)
+        return out
 
     def _stop_execution(self, p: dict[str, str]) -> dict[str, Any]:
         flow, name = _required(p, "FlowName"), _required(p, "ExecutionName")
@@ -370,6 +418,11 @@ class FnFService:
             prefix = p.get("ExecutionNamePrefix")
             if prefix:
                 items = [e for e in items if e.name.startswith(prefix)]
+            if p.get("Qualifier"):
+                items = [e for e in items if e.qualifier == p["Qualifier"]]
+            if p.get("MapRunName"):
+                # Distributed Map runs are not emulated, so no execution belongs to one (*unconfirmed*).
+                items = []
             for key, keep in (
                 ("StartedTimeBegin", lambda a, b: a >= b),
                 ("StartedTimeEnd", lambda a, b: a <= b),
@@ -378,7 +431,13 @@ class FnFService:
                     bound = _parse_time(p[key], key)
                     items = [e for e in items if keep(e.started, bound)]
             page, token = self._page(items, lambda e: e.name, p, limit)
-            body: dict[str, Any] = {"Executions": [e.describe() for e in page]}
+            described = [e.describe() for e in page]
+            if p.get("MetadataOnly", "").lower() == "true":
+                # Names, status and times only: no definition, input or output (*unconfirmed* set).
+                for d in described:
+                    for key in ("FlowDefinition", "Input", "Output"):
+                        d.pop(key, None)
+            body: dict[str, Any] = {"Executions": described}
         if token:
             body["NextToken"] = token
         return body
@@ -396,7 +455,7 @@ class FnFService:
 
     def _report_task_succeeded(self, p: dict[str, str]) -> dict[str, Any]:
         token = _required(p, "TaskToken")
-        output = _json_object(p.get("Output") or "{}", "Output")
+        output = _json_object(p.get("Output") or "{}", "Output", self.engine.report_limit(token))
         return {"EventId": self.engine.report(token, output=output)}
 
     def _report_task_failed(self, p: dict[str, str]) -> dict[str, Any]:
@@ -416,6 +475,20 @@ class FnFService:
                 f"Cause is {len(cause)} characters, more than {limits.FNF_MAX_CAUSE_CHARS}.",
             )
         return {"EventId": self.engine.report(token, error=error, cause=cause)}
+
+
+def _environment(p: Mapping[str, str]) -> dict[str, Any] | None:
+    """CreateFlow's Environment (JSON ``{"Variables": [{"Name", "Value"}]}``), kept and shown as given."""
+    raw = p.get("Environment")
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as err:
+        raise ServiceError(400, "InvalidArgument", f"Environment is not valid JSON: {err}.") from None
+    if not isinstance(value, dict):
+        raise ServiceError(400, "InvalidArgument", "Environment must be a JSON object with Variables.")
+    return value
 
 
 def _is_console(path: str) -> bool:
