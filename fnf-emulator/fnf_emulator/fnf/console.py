@@ -151,10 +151,17 @@ def _steps(ex: Execution) -> list[dict[str, Any]]:
     for ev in ex.events:
         detail = json.loads(ev.get("EventDetail") or "{}")
         if ev["Type"] == "StepEntered":
+            where = detail.get("in") or {}
+            scope = ""
+            if "branch" in where:
+                scope = f"{where['step']} branch {where['branch']}"
+            elif "iteration" in where:
+                scope = f"{where['step']} #{where['iteration']}"
             steps[ev["EventId"]] = {
                 "name": ev["StepName"],
                 "type": types.get(ev["StepName"], ""),
                 "depth": depths.get(ev["StepName"], 0),
+                "scope": scope,
                 "status": "Running" if ex.status == RUNNING else "Stopped",
                 "input": detail.get("input"),
                 "entered": ev["Time"],
@@ -176,9 +183,9 @@ def _svg(ex: Execution, steps: list[dict[str, Any]]) -> str:
     indent, box_w, box_h, gap = 28, 220, 40, 28
     deepest = max((s["depth"] for s in steps), default=0)
     width = box_w + 40 + deepest * indent
-    nodes: list[tuple[str, str, str, int]] = [("Start", "", "Start", 0)]
-    nodes += [(s["name"], s["type"], s["status"], s["depth"]) for s in steps]
-    nodes.append(("End", "", ex.status, 0))
+    nodes: list[tuple[str, str, str, int, str]] = [("Start", "", "Start", 0, "")]
+    nodes += [(s["name"], s["type"], s["status"], s["depth"], s["scope"]) for s in steps]
+    nodes.append(("End", "", ex.status, 0, ""))
     height = len(nodes) * (box_h + gap) + 10
     out = [
         f'<svg id="execution-graph" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -186,7 +193,7 @@ def _svg(ex: Execution, steps: list[dict[str, Any]]) -> str:
         '<defs><marker id="arrow" markerWidth="10" markerHeight="10" refX="9" refY="5" orient="auto">'
         '<path d="M0,0 L10,5 L0,10 z" fill="#5f6368"/></marker></defs>',
     ]
-    for i, (label, stype, status, depth) in enumerate(nodes):
+    for i, (label, stype, status, depth, scope) in enumerate(nodes):
         y = 10 + i * (box_h + gap)
         x = 20 + depth * indent
         centre = x + box_w // 2
@@ -197,14 +204,22 @@ def _svg(ex: Execution, steps: list[dict[str, Any]]) -> str:
         rounded = box_h // 2 if label in ("Start", "End") and i in (0, len(nodes) - 1) else 6
         dash = ' stroke-dasharray="5,3"' if status == "Running" else ""
         kind = "terminal" if i in (0, len(nodes) - 1) else "step"
+        where = f' data-scope="{escape(scope)}"' if scope else ""
         out.append(
-            f'<g class="node {kind}" data-name="{escape(label)}" data-status="{escape(status)}">'
+            f'<g class="node {kind}" data-name="{escape(label)}" data-status="{escape(status)}"{where}>'
             f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="{rounded}" fill="{fill}" '
             f'stroke="{stroke}" stroke-width="2"{dash}/>'
-            f'<text x="{centre}" y="{y + box_h // 2 + 5}" text-anchor="middle" font-size="14" '
+            f'<text x="{centre}" y="{y + box_h // 2 + (0 if scope else 5)}" text-anchor="middle" font-size="14" '
             f'font-family="sans-serif" fill="#202124">{escape(label)}'
             + (f' <tspan fill="#5f6368" font-size="11">({escape(stype)})</tspan>' if stype else "")
-            + "</text></g>"
+            + "</text>"
+            + (
+                f'<text x="{centre}" y="{y + box_h // 2 + 15}" text-anchor="middle" font-size="11" '
+                f'font-family="sans-serif" fill="#5f6368">{escape(scope)}</text>'
+                if scope
+                else ""
+            )
+            + "</g>"
         )
         if i < len(nodes) - 1:
             out.append(
@@ -241,7 +256,9 @@ def _execution_page(ex: Execution) -> Response:
         f"<tr><th>Output</th><td>{_json(output_value)}</td></tr></table>"
     )
     rows = "".join(
-        f'<tr class="step" data-name="{escape(s["name"])}"><td>{escape(s["name"])}</td><td>{escape(s["type"])}</td>'
+        f'<tr class="step" data-name="{escape(s["name"])}"><td>{escape(s["name"])}'
+        + (f'<br><small>{escape(s["scope"])}</small>' if s["scope"] else "")
+        + f"</td><td>{escape(s['type'])}</td>"
         f"<td>{_status(s['status'])}</td><td>{escape(s['entered'])}</td><td>{_json(s.get('input'))}</td>"
         f"<td>{_json(s.get('output'))}{_json(s.get('local')) if s.get('local') not in (None, {}, s.get('output')) else ''}"
         + (f"{escape(s.get('error') or '')}: {escape(s.get('cause') or '')}" if s.get("error") else "")

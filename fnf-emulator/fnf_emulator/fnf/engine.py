@@ -548,7 +548,12 @@ class Engine:
             inp = ex.parsed.sem.step_input(ex, scope, step, token)
         except StateError as err:  # an input that cannot be built fails the step
             inp, failure = scope["local"], err
-        self._event(ex, "StepEntered", step.name, detail={"input": inp}, eid=entered)
+        detail: dict[str, Any] = {"input": inp}
+        if scope["parent"] is not None:  # where the step runs: a branch or an iteration of a step
+            pstep = ex.parsed.steps[ex.frames[scope["parent"]]["step"]]
+            role = {"parallel": "branch", "foreach": "iteration"}.get(pstep.kind, "choice")
+            detail["in"] = {"step": pstep.name, role: scope["branch"]}
+        self._event(ex, "StepEntered", step.name, detail=detail, eid=entered)
         fid = self._new_frame(
             ex, {"kind": "step", "step": step.id, "scope": sid, "input": inp, "entered": entered}
         )

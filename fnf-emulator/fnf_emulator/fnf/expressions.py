@@ -76,6 +76,8 @@ BT_STRING: /`[^`]*`/
 
 _PARSER = Lark(_GRAMMAR, parser="lalr", maybe_placeholders=False)
 
+_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
 MISSING: Any = object()
 """A path that leads nowhere; it evaluates to null (*unconfirmed*)."""
 
@@ -200,6 +202,11 @@ def parse_expression(text: Any) -> Expression:
     """Parse ``text``; raise :class:`ExpressionError` saying where it stops making sense."""
     if not isinstance(text, str) or not text.strip():
         raise ExpressionError(f"an expression must be a non-empty string, got {text!r}")
+    if _BARE_WORD.fullmatch(text.strip()) and text.strip() not in ("true", "false", "null"):
+        raise ExpressionError(
+            f"expression {text!r} does not parse: a bare word (quote a string, start a path with $Input, "
+            "$Context or $Global)"
+        )
     try:
         tree = _Build().transform(_PARSER.parse(text))
     except UnexpectedEOF:
