@@ -427,7 +427,7 @@ class Engine:
             elif fid not in ex.frames:
                 return
             elif kind == "wait":
-                ex.todo.append((self._complete, (fid, {})))
+                ex.todo.append((self._complete, (fid, None)))
             elif kind == "retry":
                 ex.todo.append((self._retry, (fid,)))
             elif kind == "task_timeout" and ex.frames[fid].get("waiting") == timer["eid"]:

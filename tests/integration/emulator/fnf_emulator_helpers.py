@@ -49,11 +49,25 @@ class FnF:
         )
         return self.client.create_flow(request).body.to_map()
 
-    def start(self, flow: str, execution: str, inp: dict[str, Any] | None = None) -> dict[str, Any]:
+    def start(
+        self, flow: str, execution: str, inp: dict[str, Any] | None = None, **extra: Any
+    ) -> dict[str, Any]:
         request = fnf_models.StartExecutionRequest(
-            flow_name=flow, execution_name=execution, input=json.dumps(inp or {})
+            flow_name=flow, execution_name=execution, input=json.dumps(inp or {}), **extra
         )
         return self.client.start_execution(request).body.to_map()
+
+    def start_sync(
+        self, flow: str, execution: str | None = None, inp: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """StartSyncExecution (Express flows): the execution's end, in one call."""
+        request = fnf_models.StartSyncExecutionRequest(
+            flow_name=flow, execution_name=execution, input=json.dumps(inp or {})
+        )
+        return self.client.start_sync_execution(request).body.to_map()
+
+    def describe_flow(self, name: str) -> dict[str, Any]:
+        return self.client.describe_flow(fnf_models.DescribeFlowRequest(name=name)).body.to_map()
 
     def describe(self, flow: str, execution: str, wait: int = 0) -> dict[str, Any]:
         request = fnf_models.DescribeExecutionRequest(
