@@ -52,7 +52,7 @@ def _page(title: str, body: str, refresh: bool = False) -> Response:
     meta = '<meta http-equiv="refresh" content="2">' if refresh else ""
     html = (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">{meta}<title>{escape(title)}</title>'
-        f'<style>{_CSS}</style></head><body><header><a href="/console/">Serverless Workflow emulator</a>'
+        f'<style>{_CSS}</style></head><body><header><a href="/console/">Serverless Workflow / CloudFlow emulator</a>'
         f" &rsaquo; {escape(title)}</header><main>{body}</main></body></html>"
     )
     return Response(200, {"Content-Type": "text/html; charset=utf-8"}, html.encode())

@@ -49,6 +49,53 @@ def chromium(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProce
     return subprocess.run(args, capture_output=True, text=True, timeout=90, check=True)
 
 
+CLOUDFLOW = """\
+Type: StateMachine
+Name: cloudflow
+SpecVersion: v1
+StartAt: Route
+States:
+  - Type: Choice
+    Name: Route
+    Branches:
+      - Condition: $Input.kind == "batch"
+        Next: Fan
+    Default: Skip
+  - Type: Parallel
+    Name: Fan
+    Branches:
+      - StartAt: Each
+        States:
+          - Type: Map
+            Name: Each
+            ItemsPath: $Input.items
+            Processor:
+              StartAt: Work
+              States:
+                - Type: Task
+                  Name: Work
+                  Action: MNS:SendMessage
+                  TaskMode: WaitForCustomCallback
+                  Parameters:
+                    resourceArn: acs:mns:cn-hangzhou:123:/queues/fnf-demo/messages
+                    message:
+                      item.$: $Input
+                      TaskToken.$: $Context.Current.TaskToken
+                  End: true
+            End: true
+      - StartAt: Audit
+        States:
+          - Type: Pass
+            Name: Audit
+            OutputConstructor:
+              audited: true
+            End: true
+    End: true
+  - Type: Succeed
+    Name: Skip
+"""
+
+
 @pytest.fixture
 def executions(tmp_path: Path):
     with Emulator() as stack:
@@ -66,6 +113,14 @@ def executions(tmp_path: Path):
         queue.delete_message(message.receipt_handle)
         assert fnf.describe("demo", "ok-1", wait=5)["Status"] == "Succeeded"
         assert fnf.describe("caught", "bad-1", wait=5)["Status"] == "Succeeded"
+        fnf.create_flow("cloudflow", CLOUDFLOW)
+        fnf.start("cloudflow", "cf-1", {"kind": "batch", "items": ["a", "b"]})
+        for _ in range(2):
+            message = queue.receive_message(5)
+            body = json.loads(message.message_body)
+            fnf.succeed(body["TaskToken"], {"done": body["item"].upper()})
+            queue.delete_message(message.receipt_handle)
+        assert fnf.describe("cloudflow", "cf-1", wait=5)["Status"] == "Succeeded"
         yield stack
 
 
@@ -102,6 +157,21 @@ def test_execution_page_in_headless_chromium(executions: Emulator, tmp_path: Pat
     assert 'data-name="Task_1" data-status="Failed"' in failed
     assert 'data-name="Recover" data-status="Succeeded"' in failed
     assert "AirflowDagFailed: dag run failed" in failed
+
+    cloudflow = chromium(
+        executions.fnf_endpoint + "/console/flows/cloudflow/executions/cf-1", tmp_path, "--dump-dom"
+    ).stdout
+    # The CloudFlow path: the Choice, the Parallel, its branches, the Map's two iterations.
+    assert 'data-name="Route" data-status="Succeeded"' in cloudflow
+    assert 'data-name="Fan" data-status="Succeeded" data-scope' not in cloudflow
+    assert 'data-name="Each" data-status="Succeeded" data-scope="Fan branch 0"' in cloudflow
+    assert 'data-name="Audit" data-status="Succeeded" data-scope="Fan branch 1"' in cloudflow
+    assert 'data-name="Work" data-status="Succeeded" data-scope="Each #0"' in cloudflow
+    assert 'data-name="Work" data-status="Succeeded" data-scope="Each #1"' in cloudflow
+    assert cloudflow.count('class="node ') == 2 + 6  # Start, End; Route, Fan, Each, Audit, Work twice
+    assert "(Map)" in cloudflow and "(Parallel)" in cloudflow
+    # Each state's input and output: the Map's items in, the Parallel's branches out.
+    assert '"Items": [' in cloudflow and '"Branch1": {' in cloudflow and '"done": "B"' in cloudflow
 
     shot = tmp_path / "execution.png"
     chromium(url, tmp_path, f"--screenshot={shot}", "--window-size=1200,900")
