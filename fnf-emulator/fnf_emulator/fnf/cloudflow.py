@@ -692,6 +692,8 @@ class CloudFlowSemantics:
                 ACTION_NOT_EMULATED_ERROR,
                 f"state {step.name}: MNS topics are not emulated ({arn}); use a queue",
             )
+        # The body is sent as raw text, not base64, and the token is in it only where the flow put
+        # it with a .$ key (both *unconfirmed*).
         body = params.get("message")
         text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
         values = {}
