@@ -35,6 +35,13 @@ class FnFConfigurationError(FnFProviderError):
     """A connection or an argument is missing or wrong; retrying will not help."""
 
 
+# --- Security Token Service (STS) -------------------------------------------------------
+class STSAssumeRoleError(FnFProviderError):
+    """STS AssumeRole failed for a connection's ``role_arn``: ``code`` is STS's error code
+    (``EntityNotExist.Role``, ``NoPermission``...; ``None`` when STS did not answer), ``resource``
+    the role's ARN. Final unless STS did not answer or answered 5xx."""
+
+
 # --- Simple Message Queue (MNS) ---------------------------------------------------------
 class MNSError(FnFProviderError):
     """An MNS call failed."""

@@ -33,3 +33,15 @@ FNF_MAX_HISTORY_LIMIT = 1_000
 FNF_QUOTA_DEFAULT = (10, 2)
 """The published quota of ReportTaskSucceeded and ReportTaskFailed (and every action without
 its own): a burst of 10, then 2 per second per account (429 ResourceThrottled beyond)."""
+
+# --- Security Token Service (STS AssumeRole, API 2015-04-01) -------------------------------
+STS_MIN_SESSION_DURATION_SECONDS = 900
+"""Shortest session AssumeRole grants (DurationSeconds)."""
+STS_MAX_SESSION_DURATION_SECONDS = 43_200
+"""Longest session a role can allow (its maximum session duration, 3,600 s unless raised)."""
+STS_MIN_ROLE_SESSION_NAME_CHARS = 2
+STS_MAX_ROLE_SESSION_NAME_CHARS = 64
+STS_MIN_EXTERNAL_ID_CHARS = 2
+STS_MAX_EXTERNAL_ID_CHARS = 1_224
+STS_MAX_POLICY_CHARS = 1_024
+"""Longest inline session policy of an AssumeRole request."""

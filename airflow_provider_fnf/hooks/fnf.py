@@ -18,8 +18,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_fnf.credentials import (
+    AlibabaCloudCredentials,
+    CredentialSource,
+    CredentialsUnavailableError,
+    IssuedCredentials,
+    RAMRoleSettings,
+    credential_source,
+    credentials_from_connection,
+    role_from_connection,
+)
 from airflow_provider_fnf.exceptions import (
     FnFConfigurationError,
+    FnFProviderError,
     ServerlessWorkflowAuthenticationError,
     ServerlessWorkflowEndpointUnreachableError,
     ServerlessWorkflowError,
@@ -33,12 +44,8 @@ from airflow_provider_fnf.exceptions import (
 from airflow_provider_fnf.hooks._common import (
     RETRY_BASE_DELAY_SECONDS,
     RETRY_MAX_DELAY_SECONDS,
-    AlibabaCloudCredentials,
     ConnectionSettingsHook,
-    MaskingCredentialsCache,
     backoff_delay,
-    credentials_from_connection,
-    default_credentials_client,
     extra_str,
 )
 from airflow_provider_fnf.limits import (
@@ -78,6 +85,9 @@ _AUTH_CODES = frozenset(
         "Forbidden.RAM",
     }
 )
+FNF_EXPIRED_TOKEN_CODES = frozenset({"InvalidSecurityToken.Expired"})
+"""The API gateway's answer to temporary credentials past their expiration: the hook renews
+them once and sends the request again."""
 DEFAULT_THROTTLE_RETRY_SECONDS = 120.0
 """How long a throttled call keeps retrying: 100 reports queued behind the ReportTask* quota
 (10 burst, 2 per second) are through in about 45 s."""
@@ -95,6 +105,9 @@ class _FnFSettings:
     protocol: str
     region: str | None
     credentials: AlibabaCloudCredentials | None
+    """Static credentials (the source of ``role`` if set), or None for the default chain."""
+    role: RAMRoleSettings | None = None
+    """The RAM role assumed with them (extra ``role_arn``...), if any."""
 
 
 class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
@@ -104,7 +117,10 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
     ``{"region": "cn-hangzhou"}`` and optionally ``"endpoint"`` (``host[:port]`` or
     ``http(s)://host[:port]``), ``"protocol"`` (``https`` default, ``http``) and
     ``"security_token"`` (STS). With no login and password, the alibabacloud-credentials default
-    chain is used.
+    chain is used. With ``"role_arn"`` (and optionally ``role_session_name``, ``external_id``,
+    ``session_duration``, ``policy``, ``sts_endpoint``, ``sts_region``) those credentials assume
+    the RAM role and the hook signs with the role's, renewed before they expire
+    (:mod:`airflow_provider_fnf.credentials`).
 
     Returned dicts keep the API's PascalCase keys (``Status``, ``Output``, ``StartedTime``...).
 
@@ -145,7 +161,7 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         self.retry_max_delay = RETRY_MAX_DELAY_SECONDS
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._chain: Any = None
+        self._credentials_adapter: _ServerlessWorkflowCredentials | None = None
 
     # --- connection and clients --------------------------------------------------------
     def _settings_from(self, conn: Any) -> _FnFSettings:
@@ -194,7 +210,11 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
                 conn_id=self.fnf_conn_id,
             )
         return _FnFSettings(
-            endpoint=endpoint, protocol=protocol or "https", region=region, credentials=credentials
+            endpoint=endpoint,
+            protocol=protocol or "https",
+            region=region,
+            credentials=credentials,
+            role=role_from_connection(self.fnf_conn_id, extra),
         )
 
     def get_conn(self) -> FnFClient:
@@ -211,22 +231,20 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
                 region_id=s.region,
                 read_timeout=int(self.read_timeout_seconds * 1000),
                 connect_timeout=int(self.connect_timeout_seconds * 1000),
+                credential=self._credentials(),
             )
-            if s.credentials is not None:
-                config.access_key_id = s.credentials.access_key_id
-                config.access_key_secret = s.credentials.access_key_secret
-                config.security_token = s.credentials.security_token
-            else:
-                config.credential = self._chain_credentials()
             client = Client(config)
             self._local.client = client
         return client
 
-    def _chain_credentials(self) -> Any:
+    def _credentials(self) -> _ServerlessWorkflowCredentials:
+        """The one credentials client of this hook's SDK clients (every thread's)."""
+        settings = self.settings
         with self._lock:
-            if self._chain is None:
-                self._chain = _MaskingCredentialClient(default_credentials_client())
-            return self._chain
+            if self._credentials_adapter is None:
+                source = credential_source(self.fnf_conn_id, settings.credentials, settings.role)
+                self._credentials_adapter = _ServerlessWorkflowCredentials(self.fnf_conn_id, source)
+            return self._credentials_adapter
 
     # --- retries and errors ------------------------------------------------------------
     def _call(
@@ -249,12 +267,21 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         client = self.get_conn()
         attempt = 0
         started = time.monotonic()
+        renewed = False
         while True:
             attempt += 1
             try:
                 response = fn(client, runtime)
                 return response.body.to_map() if response.body is not None else {}
             except TeaException as exc:
+                inner = getattr(exc, "inner_exception", None)
+                if isinstance(inner, FnFProviderError):
+                    # Our own, from the credentials (a role that cannot be assumed...), with its cause.
+                    raise inner from inner.__cause__
+                if not renewed and _error_code(exc) in FNF_EXPIRED_TOKEN_CODES and self._renew_credentials(action):
+                    renewed = True
+                    attempt -= 1  # refused before it did anything
+                    continue
                 within_budget = attempt < self.max_attempts or (
                     _is_throttled(exc) and time.monotonic() - started < self.throttle_retry_seconds
                 )
@@ -278,6 +305,37 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
                     continue
                 translated = self._translate(exc, action, resource, attempt, secrets)
                 raise translated from scrub_exception_chain(exc, secrets)
+
+    def _renew_credentials(self, action: str) -> bool:
+        """After the service answered "security token expired": renew the credentials this thread
+        signed with, once; True when a retry will sign with other ones."""
+        adapter = self._credentials()
+        renewed = adapter.source.refresh(adapter.last_issued)
+        log.info(
+            "Serverless Workflow %s met expired credentials of connection %s; %s",
+            action,
+            self.fnf_conn_id,
+            "renewed them, sending it again" if renewed else "none newer are to be had",
+        )
+        return renewed
+
+    def _credentials_advice(self, code: str | None) -> str:
+        role = self.settings.role
+        if role is None:
+            return (
+                "check the AccessKey ID (login), the AccessKey Secret (password), the STS security_token "
+                "in extra, the machine's clock, and the RAM policy."
+            )
+        if code in FNF_EXPIRED_TOKEN_CODES:
+            return (
+                f"the STS session of RAM role {role.role_arn} expired and a renewed one was refused as "
+                "well: check the machine's clock (it must agree with the service's) and session_duration."
+            )
+        return (
+            f"the connection signs as RAM role {role.role_arn}: check that the role's policy allows this "
+            "action (fnf:ReportTaskSucceeded, fnf:ReportTaskFailed...), the inline policy in extra if "
+            "any, and that role_arn names the account that owns the flow."
+        )
 
     def _translate(
         self, exc: Exception, action: str, resource: str | None, attempts: int, secrets: tuple[str, ...]
@@ -341,8 +399,7 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         if code in _AUTH_CODES or status in (401, 403):
             return ServerlessWorkflowAuthenticationError(
                 f"Serverless Workflow rejected the credentials of connection {conn_id!r} ({code}: {detail}) on "
-                f"{action}{where} at {endpoint}: check the AccessKey ID (login), the AccessKey Secret "
-                "(password), the STS security_token in extra, the machine's clock, and the RAM policy.",
+                f"{action}{where} at {endpoint}: {self._credentials_advice(code)}",
                 **common,
             )
         if code in _THROTTLE_CODES or status == 429:
@@ -604,32 +661,63 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         except Exception as exc:
             return False, str(exc)
         s = self.settings
-        who = s.credentials.access_key_id if s.credentials else "the default credentials chain"
+        who = self._credentials().source.describe()
         return True, (
             f"Connected to Serverless Workflow at {s.protocol}://{s.endpoint} as {who} "
             f"({len(flows)} flow(s) listed)"
         )
 
 
-class _MaskingCredentialClient:
-    """Wraps alibabacloud-credentials' client: every secret it hands out is masked in logs."""
+class _ServerlessWorkflowCredentials:
+    """What the Serverless Workflow SDK takes as ``Config.credential`` (alibabacloud-credentials'
+    client interface), asked on every request: the connection's current credentials
+    (:mod:`airflow_provider_fnf.credentials`), so a client kept for long signs with renewed ones.
+    What this thread was last given is kept, so that a request answered "token expired" renews
+    exactly those."""
 
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._masking = MaskingCredentialsCache()
+    def __init__(self, conn_id: str, source: CredentialSource) -> None:
+        self._conn_id = conn_id
+        self.source = source
+        self._local = threading.local()
+
+    def _issue(self) -> IssuedCredentials:
+        try:
+            issued = self.source.get()
+        except CredentialsUnavailableError as exc:
+            raise ServerlessWorkflowAuthenticationError(str(exc), conn_id=self._conn_id) from exc
+        self._local.issued = issued
+        return issued
+
+    @property
+    def last_issued(self) -> IssuedCredentials | None:
+        return getattr(self._local, "issued", None)
 
     def get_credential(self) -> Any:
-        model = self._client.get_credential()
-        self._masking.register(model.access_key_secret, model.security_token)
-        return model
+        from alibabacloud_credentials.models import CredentialModel
+
+        issued = self._issue()
+        return CredentialModel(
+            access_key_id=issued.access_key_id,
+            access_key_secret=issued.access_key_secret,
+            security_token=issued.security_token,
+            type="sts" if issued.security_token else "access_key",
+            provider_name=issued.provider_name,
+        )
 
     async def get_credential_async(self) -> Any:
-        model = await self._client.get_credential_async()
-        self._masking.register(model.access_key_secret, model.security_token)
-        return model
+        return self.get_credential()
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+    def get_access_key_id(self) -> str:
+        return self._issue().access_key_id
+
+    def get_access_key_secret(self) -> str:
+        return self._issue().access_key_secret
+
+    def get_security_token(self) -> str | None:
+        return self._issue().security_token
+
+    def get_type(self) -> str:
+        return "sts" if self._issue().security_token else "access_key"
 
 
 # --- one function decides what is retryable --------------------------------------------

@@ -18,6 +18,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args
 
+from airflow_provider_fnf.credentials import (
+    AlibabaCloudCredentials,
+    CredentialSource,
+    CredentialsUnavailableError,
+    IssuedCredentials,
+    RAMRoleSettings,
+    credential_source,
+    credentials_from_connection,
+    role_from_connection,
+)
 from airflow_provider_fnf.exceptions import (
     FnFConfigurationError,
     FnFProviderError,
@@ -29,12 +39,8 @@ from airflow_provider_fnf.exceptions import (
 )
 from airflow_provider_fnf.hooks._common import (
     RETRY_BASE_DELAY_SECONDS,
-    AlibabaCloudCredentials,
     ConnectionSettingsHook,
-    MaskingCredentialsCache,
     backoff_delay,
-    credentials_from_connection,
-    default_credentials_client,
     extra_str,
 )
 from airflow_provider_fnf.limits import (
@@ -73,6 +79,10 @@ _AUTH_CODES = frozenset(
         "TimeExpired",
     }
 )
+MNS_EXPIRED_TOKEN_CODES = frozenset({"SecurityTokenExpired"})
+"""MNS's answer to a request signed with temporary credentials past their expiration
+(*unconfirmed*: MNS's published codes name none; this is OSS's, and the emulator's): the hook
+renews the credentials once and sends the request again."""
 _RETRYABLE_SERVER_CODES = frozenset(
     {"InternalError", "InternalServerError", "ServiceUnavailable", "ServerBusy", "QpsLimitExceeded"}
 )
@@ -123,41 +133,43 @@ class MNSMessage:
 
 
 # --- credentials for the SDK ------------------------------------------------------------
-class _MNSChainCredentialsProvider:
-    """Adapts alibabacloud-credentials' default chain to the MNS SDK's provider interface.
+class _MNSCredentialsProvider:
+    """The MNS SDK's credentials provider (``mns.auth.CredentialsProvider``), asked on every
+    request: it hands out the connection's current credentials (:mod:`airflow_provider_fnf.credentials`),
+    so an ``Account`` kept for long signs with renewed ones as they come.
 
-    The MNS SDK sends a ``security-token`` header unless the token is exactly ``""``: a chain that
-    hands out a ``None`` token (plain AccessKey pairs) would break every call, so ``None``
-    becomes ``""``. Every secret the chain returns is registered with the masker.
+    The MNS SDK sends a ``security-token`` header unless the token is exactly ``""``: ``None``
+    (plain AccessKey pairs) becomes ``""``. What this thread was last given is kept, so that a
+    request answered "token expired" renews exactly those.
     """
 
-    def __init__(self, conn_id: str) -> None:
+    def __init__(self, conn_id: str, source: CredentialSource) -> None:
         self._conn_id = conn_id
-        self._client = default_credentials_client()
-        self._masking = MaskingCredentialsCache()
+        self.source = source
+        self._local = threading.local()
 
     def get_credentials(self) -> Any:
-        from alibabacloud_credentials.exceptions import CredentialException
         from mns.auth import Credentials
 
         try:
-            model = self._client.get_credential()
-        except CredentialException as exc:
-            raise MNSAuthenticationError(
-                f"Connection {self._conn_id!r} has no AccessKey and the default credentials chain found "
-                "none: set login/password on the connection, or ALIBABA_CLOUD_ACCESS_KEY_ID / "
-                "ALIBABA_CLOUD_ACCESS_KEY_SECRET, an OIDC (RRSA) token file or an ECS RAM role.",
-                conn_id=self._conn_id,
-            ) from exc
-        self._masking.register(model.access_key_secret, model.security_token)
-        return Credentials(model.access_key_id, model.access_key_secret, model.security_token or "")
+            issued = self.source.get()
+        except CredentialsUnavailableError as exc:
+            raise MNSAuthenticationError(str(exc), conn_id=self._conn_id) from exc
+        self._local.issued = issued
+        return Credentials(issued.access_key_id, issued.access_key_secret, issued.security_token or "")
+
+    @property
+    def last_issued(self) -> IssuedCredentials | None:
+        return getattr(self._local, "issued", None)
 
 
 @dataclass(frozen=True)
 class _MNSSettings:
     endpoint: str
     credentials: AlibabaCloudCredentials | None
-    """Static credentials, or None for the default chain."""
+    """Static credentials (the source of ``role`` if set), or None for the default chain."""
+    role: RAMRoleSettings | None = None
+    """The RAM role assumed with them (extra ``role_arn``...), if any."""
 
     @property
     def is_https(self) -> bool:
@@ -171,7 +183,10 @@ class MNSHook(ConnectionSettingsHook[_MNSSettings]):
     Connection (type ``mns``): login = AccessKey ID, password = AccessKey Secret, extra
     ``{"endpoint": "http(s)://host[:port]"}`` or ``{"account_id": ..., "region": ...}``, and
     optionally ``"security_token"`` (STS). With no login and password, the alibabacloud-credentials
-    default chain is used.
+    default chain is used. With ``"role_arn"`` (and optionally ``role_session_name``,
+    ``external_id``, ``session_duration``, ``policy``, ``sts_endpoint``, ``sts_region``) those
+    credentials assume the RAM role and the hook signs with the role's, renewed before they expire
+    (:mod:`airflow_provider_fnf.credentials`).
 
     :param mns_conn_id: the ``mns`` connection to use.
     :param body_encoding: how received bodies are decoded and sent bodies encoded: ``raw`` (the
@@ -212,13 +227,17 @@ class MNSHook(ConnectionSettingsHook[_MNSSettings]):
         self.max_attempts = max_attempts
         self.retry_base_delay = RETRY_BASE_DELAY_SECONDS
         self._local = threading.local()
-        self._chain_provider: _MNSChainCredentialsProvider | None = None
+        self._credentials_adapter: _MNSCredentialsProvider | None = None
 
     # --- connection and clients --------------------------------------------------------
     def _settings_from(self, conn: Any) -> _MNSSettings:
         extra = conn.extra_dejson or {}
         credentials = credentials_from_connection(self.mns_conn_id, conn.login, conn.password, extra)
-        return _MNSSettings(endpoint=self._endpoint_from(extra), credentials=credentials)
+        return _MNSSettings(
+            endpoint=self._endpoint_from(extra),
+            credentials=credentials,
+            role=role_from_connection(self.mns_conn_id, extra),
+        )
 
     def _endpoint_from(self, extra: Mapping[str, Any]) -> str:
         endpoint = extra_str(dict(extra), "endpoint")
@@ -252,19 +271,14 @@ class MNSHook(ConnectionSettingsHook[_MNSSettings]):
     def endpoint(self) -> str:
         return self.settings.endpoint
 
-    def _credentials_provider(self) -> Any:
-        from mns.auth import StaticCredentialsProvider
-
-        creds = self.settings.credentials
-        if creds is not None:
-            # An empty token (not None) keeps the SDK from sending a security-token header.
-            return StaticCredentialsProvider(
-                creds.access_key_id, creds.access_key_secret, creds.security_token or ""
-            )
+    def _credentials_provider(self) -> _MNSCredentialsProvider:
+        """The one provider of this hook's SDK clients (every thread's)."""
+        settings = self.settings
         with self._settings_lock:
-            if self._chain_provider is None:
-                self._chain_provider = _MNSChainCredentialsProvider(self.mns_conn_id)
-            return self._chain_provider
+            if self._credentials_adapter is None:
+                source = credential_source(self.mns_conn_id, settings.credentials, settings.role)
+                self._credentials_adapter = _MNSCredentialsProvider(self.mns_conn_id, source)
+            return self._credentials_adapter
 
     def get_conn(self) -> Account:
         """This thread's SDK ``Account`` (created on first use in each thread)."""
@@ -299,11 +313,16 @@ class MNSHook(ConnectionSettingsHook[_MNSSettings]):
 
         attempt = 0
         ambiguous = False
+        renewed = False
         while True:
             attempt += 1
             try:
                 return fn(ambiguous)
             except MNSExceptionBase as exc:
+                if not renewed and exc.type in MNS_EXPIRED_TOKEN_CODES and self._renew_credentials(operation, queue_name):
+                    renewed = True
+                    attempt -= 1  # the request was refused before it did anything
+                    continue
                 if attempt < self.max_attempts and is_retryable_mns_error(exc):
                     delay = backoff_delay(attempt, base=self.retry_base_delay)
                     log.warning(
@@ -320,6 +339,20 @@ class MNSHook(ConnectionSettingsHook[_MNSSettings]):
                     time.sleep(delay)
                     continue
                 raise self._translate(exc, operation, queue_name, attempt) from exc
+
+    def _renew_credentials(self, operation: str, queue_name: str | None) -> bool:
+        """After MNS answered "security token expired": renew the credentials this thread signed
+        with, once; True when a retry will sign with other ones."""
+        adapter = self._credentials_provider()
+        renewed = adapter.source.refresh(adapter.last_issued)
+        log.info(
+            "MNS %s on queue %s met expired credentials of connection %s; %s",
+            operation,
+            queue_name,
+            self.mns_conn_id,
+            "renewed them, sending it again" if renewed else "none newer are to be had",
+        )
+        return renewed
 
     def _translate(
         self, exc: Exception, operation: str, queue_name: str | None, attempts: int
@@ -346,9 +379,7 @@ class MNSHook(ConnectionSettingsHook[_MNSSettings]):
             if code in _AUTH_CODES:
                 return MNSAuthenticationError(
                     f"MNS rejected the credentials of connection {conn_id!r} ({code}: {detail}) on "
-                    f"{operation} for {where} at {endpoint}: check the AccessKey ID (login), the "
-                    "AccessKey Secret (password), the STS security_token in extra, the machine's clock, "
-                    "and that the identity may use this queue.",
+                    f"{operation} for {where} at {endpoint}: {self._credentials_advice(code)}",
                     status=403,
                     **common,
                 )
@@ -395,6 +426,24 @@ class MNSHook(ConnectionSettingsHook[_MNSSettings]):
             f"that the SDK could not read) (connection {conn_id!r}, endpoint {endpoint}): check that the "
             "endpoint is an MNS endpoint and not a proxy or another service",
             **common,
+        )
+
+    def _credentials_advice(self, code: str | None) -> str:
+        role = self.settings.role
+        if role is None:
+            return (
+                "check the AccessKey ID (login), the AccessKey Secret (password), the STS security_token "
+                "in extra, the machine's clock, and that the identity may use this queue."
+            )
+        if code in MNS_EXPIRED_TOKEN_CODES:
+            return (
+                f"the STS session of RAM role {role.role_arn} expired and a renewed one was refused as "
+                "well: check the machine's clock (it must agree with the service's) and session_duration."
+            )
+        return (
+            f"the connection signs as RAM role {role.role_arn}: check that the role's policy allows this "
+            "operation on the queue (mns:ReceiveMessage, mns:DeleteMessage...), the inline policy in "
+            "extra if any, and that role_arn names the account that owns the queue."
         )
 
     # --- messages ----------------------------------------------------------------------
@@ -725,11 +774,7 @@ class MNSHook(ConnectionSettingsHook[_MNSSettings]):
             urls, _ = self._call("ListQueue", None, lambda _: account.list_queue("", 1))
         except Exception as exc:
             return False, str(exc)
-        who = (
-            self.settings.credentials.access_key_id
-            if self.settings.credentials
-            else "the default credentials chain"
-        )
+        who = self._credentials_provider().source.describe()
         return True, f"Connected to MNS at {self.settings.endpoint} as {who} ({len(urls)} queue(s) listed)"
 
     # --- bodies ------------------------------------------------------------------------

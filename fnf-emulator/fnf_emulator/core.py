@@ -14,6 +14,7 @@ from typing import Protocol
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_MNS_PORT = 9911
 DEFAULT_FNF_PORT = 9912
+DEFAULT_STS_PORT = 9913
 DEFAULT_ACCESS_KEY_ID = "emulator-access-key-id"
 DEFAULT_ACCESS_KEY_SECRET = "emulator-access-key-secret"
 ADMIN_PREFIX = "/_emulator/"
@@ -33,6 +34,8 @@ class Request:
     client: str = ""
     target: str = ""
     """The request target exactly as sent (path and query, not decoded); MNS signs it."""
+    scheme: str = "http"
+    """``https`` when the request came over TLS."""
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 A rule, as JSON::
 
-    {"service": "mns" | "fnf",            # default: the service of the port it was posted to
+    {"service": "mns" | "fnf" | "sts",    # default: the service of the port it was posted to
      "operation": "ReceiveMessage",       # the service's operation name; "*" or absent: every operation
      "status": 500, "code": "InternalError", "message": "...",   # answer with this error ...
      "drop_connection": false,            # ... or close the connection without an answer
@@ -91,8 +91,8 @@ class FaultInjector:
         if unknown:
             raise ValueError(f"unknown fault rule fields {sorted(unknown)}; known: {sorted(_FIELDS)}")
         service = spec.get("service", default_service)
-        if service not in ("mns", "fnf"):
-            raise ValueError(f"fault rule field 'service' must be 'mns' or 'fnf', got {service!r}")
+        if service not in ("mns", "fnf", "sts"):
+            raise ValueError(f"fault rule field 'service' must be 'mns', 'fnf' or 'sts', got {service!r}")
         operation = spec.get("operation") or "*"
         if not isinstance(operation, str):
             raise ValueError(f"fault rule field 'operation' must be a string, got {operation!r}")

@@ -73,3 +73,18 @@ CLOUDFLOW_EXPRESS_MAX_SECONDS = 300
 """An Express execution lasts at most 5 minutes."""
 CLOUDFLOW_STANDARD_MAX_SECONDS = 365 * 86_400
 """A Standard execution lasts at most a year."""
+
+# --- Security Token Service (STS, API 2015-04-01) ------------------------------------------
+STS_API_VERSION = "2015-04-01"
+STS_MIN_DURATION_SECONDS = 900
+"""Shortest session AssumeRole grants (DurationSeconds)."""
+STS_MAX_DURATION_SECONDS = 43_200
+"""Longest session a role's maximum session duration can allow."""
+STS_DEFAULT_DURATION_SECONDS = 3_600
+"""DurationSeconds when the request gives none, and a role's maximum session duration unless set."""
+STS_MIN_ROLE_SESSION_NAME_CHARS = 2
+STS_MAX_ROLE_SESSION_NAME_CHARS = 64
+STS_MIN_EXTERNAL_ID_CHARS = 2
+STS_MAX_EXTERNAL_ID_CHARS = 1_224
+STS_MAX_POLICY_CHARS = 1_024
+"""Longest inline Policy of an AssumeRole request (*unconfirmed*: the documents give 1,024 and 2,048)."""

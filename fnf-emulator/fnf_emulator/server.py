@@ -1,13 +1,18 @@
-"""The emulator's HTTP servers: MNS and Serverless Workflow (FnF), one process, one port each.
+"""The emulator's HTTP servers: MNS, Serverless Workflow (FnF) and STS, one process, one port each.
 
-``Emulator(...).start()`` listens on both ports (0 picks a free one). Each server parses HTTP/1.1
+``Emulator(...).start()`` listens on the three ports (0 picks a free one), over plain HTTP, or over
+TLS with ``tls=True`` (a local CA, :mod:`.tls`; its certificate is ``Emulator.ca_file``). The
+three services share one :class:`~.identities.Identities`: the AccessKey pairs, the RAM roles STS
+lets callers assume, and the temporary credentials it issued. Each server parses HTTP/1.1
 (keep-alive, ``Content-Length`` always sent) into a :class:`~.core.Request`, answers the admin API
 under ``/_emulator/`` itself, applies the fault rules, and hands everything else to its service.
 
 Admin API (both ports, JSON, no authentication; the emulator binds to 127.0.0.1 by default):
 
-- ``GET /_emulator/health``: ``{"status": "ok", "service": ..., "mns_endpoint": ..., "fnf_endpoint": ...}``
-- ``POST /_emulator/reset``: drop every queue, message, flow, execution, fault rule and count.
+- ``GET /_emulator/health``: ``{"status": "ok", "service": ..., "mns_endpoint": ..., "fnf_endpoint": ...,
+  "sts_endpoint": ..., "ca_file": ...}``
+- ``POST /_emulator/reset``: drop every queue, message, flow, execution, fault rule and count, and
+  the RAM roles added after the start (issued temporary credentials stay valid until they expire).
 - ``GET /_emulator/faults``: the active rules; ``POST`` one rule (object) or several (list), see
   :mod:`.faults`; ``DELETE /_emulator/faults`` removes all, ``DELETE /_emulator/faults/{id}`` one.
 - ``GET /_emulator/stats``: requests answered since the start (or the last ``DELETE``), by
@@ -24,8 +29,11 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import ssl
+import sys
 import threading
 import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -43,7 +51,10 @@ from fnf_emulator.core import (
     ServiceError,
 )
 from fnf_emulator.faults import FaultInjector
+from fnf_emulator.identities import Identities, RamRole
 from fnf_emulator.mns.service import MNSService
+from fnf_emulator.sts import STSService
+from fnf_emulator.tls import EmulatorTLS
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +72,38 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str, port: int, emulator: Emulator, service_name: str, service: Service) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        emulator: Emulator,
+        service_name: str,
+        service: Service,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         if ":" in host:
             self.address_family = socket.AF_INET6
         self.emulator = emulator
         self.service_name = service_name
         self.service = service
+        self.tls = tls
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__((host, port), _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        if self.tls is not None:
+            # The handshake happens in the connection's own thread (_Handler.setup), so a slow or
+            # failing client never holds up the accept loop.
+            connection = self.tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return connection, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up or refused the certificate: one debug line, not a traceback."""
+        log.debug(
+            "%s: connection from %s ended with an error: %r", self.service_name, client_address, sys.exc_info()[1]
+        )
 
     def track(self, connection: socket.socket, open_: bool) -> None:
         with self._connections_lock:
@@ -96,6 +130,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(10)
+            self.request.do_handshake()
+            self.request.settimeout(None)
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.track(self.connection, True)
@@ -157,6 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             client=self.client_address[0],
             target=target,
+            scheme="https" if server.tls is not None else "http",
         )
         admin = request.path.startswith(ADMIN_PREFIX) or request.path == ADMIN_PREFIX.rstrip("/")
         try:
@@ -274,13 +313,20 @@ def _json(status: int, payload: object) -> Response:
 
 
 class Emulator:
-    """The MNS and Serverless Workflow emulators in this process.
+    """The MNS, Serverless Workflow and STS emulators in this process.
 
-    :param host: address to bind both servers to.
+    :param host: address to bind the servers to.
     :param mns_port: MNS port; 0 picks a free one.
     :param fnf_port: Serverless Workflow port; 0 picks a free one.
-    :param access_keys: AccessKey ID -> secret accepted by both services.
-    :param sts_tokens: security token -> the AccessKey ID it belongs to.
+    :param sts_port: STS port; 0 picks a free one; None serves no STS.
+    :param access_keys: AccessKey ID -> secret accepted by every service.
+    :param sts_tokens: fixed security token -> the AccessKey ID it belongs to (never expires).
+    :param ram_roles: the RAM roles STS lets callers assume (:class:`~.identities.RamRole`, or the
+        command line's ``ARN[,external_id=...][,trust=...][,session_seconds=...]`` text).
+    :param sts_session_seconds: every STS session lasts this many seconds, whatever
+        DurationSeconds asks (a role's ``session_seconds`` wins): expiry in seconds, for tests.
+    :param tls: serve every endpoint over HTTPS with a local CA (:attr:`ca_file`; needs the
+        ``tls`` extra). alibabacloud-credentials reaches STS over HTTPS only.
     :param data_dir: keep state in SQLite under this directory (survives restarts); memory when None.
     :param fnf_throttle: apply Serverless Workflow's published API rate limits.
     """
@@ -294,18 +340,34 @@ class Emulator:
         sts_tokens: dict[str, str] | None = None,
         data_dir: str | None = None,
         fnf_throttle: bool = False,
+        *,
+        sts_port: int | None = 0,
+        ram_roles: Iterable[RamRole | str] = (),
+        sts_session_seconds: int | None = None,
+        tls: bool = False,
     ) -> None:
         self.host = host
         self.mns_port = mns_port
         self.fnf_port = fnf_port
+        self.sts_port = sts_port
         self.access_keys = dict(access_keys or {DEFAULT_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_SECRET})
         self.sts_tokens = dict(sts_tokens or {})
         self.data_dir = data_dir
         self.fnf_throttle = fnf_throttle
+        self.tls = tls
+        self.identities = Identities(
+            self.access_keys,
+            self.sts_tokens,
+            roles=[r if isinstance(r, RamRole) else RamRole.parse(r) for r in ram_roles],
+            session_seconds=sts_session_seconds,
+            data_dir=data_dir,
+        )
         self.faults = FaultInjector()
         self.stats = RequestStats()
         self.mns: MNSService | None = None
         self.fnf: Service | None = None
+        self.sts: STSService | None = None
+        self._tls: EmulatorTLS | None = None
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
 
@@ -321,10 +383,12 @@ class Emulator:
             self.stats.clear()
             self.stats.load(self._stats_path)
         try:
-            self.mns = MNSService(
-                access_keys=self.access_keys, sts_tokens=self.sts_tokens, data_dir=self.data_dir
-            )
-            self._servers.append(_Server(self.host, self.mns_port, self, "mns", self.mns))
+            context = None
+            if self.tls:
+                self._tls = EmulatorTLS(hosts=[self.host], data_dir=self.data_dir)
+                context = self._tls.server_context()
+            self.mns = MNSService(data_dir=self.data_dir, identities=self.identities)
+            self._servers.append(_Server(self.host, self.mns_port, self, "mns", self.mns, context))
             try:
                 from fnf_emulator.fnf.service import FnFService
             except ImportError as exc:
@@ -333,11 +397,14 @@ class Emulator:
                 self.fnf = FnFService(
                     mns=self.mns,
                     access_keys=self.access_keys,
-                    sts_tokens=self.sts_tokens,
                     data_dir=self.data_dir,
                     throttle=self.fnf_throttle,
+                    identities=self.identities,
                 )
-                self._servers.append(_Server(self.host, self.fnf_port, self, "fnf", self.fnf))
+                self._servers.append(_Server(self.host, self.fnf_port, self, "fnf", self.fnf, context))
+            if self.sts_port is not None:
+                self.sts = STSService(self.identities)
+                self._servers.append(_Server(self.host, self.sts_port, self, "sts", self.sts, context))
         except BaseException:
             self.stop()
             raise
@@ -353,6 +420,17 @@ class Emulator:
         log.info("MNS emulator listening on %s", self.mns_endpoint)
         if self.fnf is not None:
             log.info("Serverless Workflow emulator listening on %s", self.fnf_endpoint)
+        if self.sts is not None:
+            log.info(
+                "STS emulator listening on %s (roles: %s)",
+                self.sts_endpoint,
+                ", ".join(r.arn for r in self.identities.roles) or "none",
+            )
+        if self.ca_file is not None:
+            log.info(
+                "TLS on every endpoint; CA certificate %s (point SSL_CERT_FILE and REQUESTS_CA_BUNDLE at it)",
+                self.ca_file,
+            )
         return self
 
     def stop(self) -> None:
@@ -365,7 +443,7 @@ class Emulator:
             stopper.start()
         for stopper in stoppers:
             stopper.join()
-        for service in (self.fnf, self.mns):
+        for service in (self.fnf, self.mns, self.sts):
             if service is not None:
                 service.close()
         for server in servers:
@@ -375,6 +453,9 @@ class Emulator:
             thread.join(timeout=5)
         if servers and self._stats_path is not None:
             self.stats.save(self._stats_path)
+        if self._tls is not None:
+            self._tls.close()
+            self._tls = None
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -393,7 +474,7 @@ class Emulator:
                     host = "127.0.0.1"
                 if ":" in host:
                     host = f"[{host}]"
-                return f"http://{host}:{port}"
+                return f"{'https' if server.tls is not None else 'http'}://{host}:{port}"
         raise RuntimeError(f"the {service_name} emulator is not running")
 
     @property
@@ -404,12 +485,28 @@ class Emulator:
     def fnf_endpoint(self) -> str:
         return self._endpoint("fnf")
 
+    @property
+    def sts_endpoint(self) -> str:
+        """``http(s)://host:port`` of STS; alibabacloud-credentials takes it as ``host:port``
+        (its ``sts_endpoint``) and speaks HTTPS only."""
+        return self._endpoint("sts")
+
+    @property
+    def ca_file(self) -> str | None:
+        """The CA certificate that signed the endpoints' certificate (``tls=True``), else None."""
+        return self._tls.ca_file if self._tls is not None else None
+
+    # --- identities --------------------------------------------------------------------------------
+    def add_ram_role(self, role: RamRole | str) -> RamRole:
+        """Let STS callers assume ``role`` (``RamRole`` or ``ARN[,option=value...]``) until the next reset."""
+        return self.identities.add_role(role if isinstance(role, RamRole) else RamRole.parse(role))
+
     # --- admin API -------------------------------------------------------------------------
     def reset(self) -> None:
         """Drop all state of both services, every fault rule and the request counts."""
         self.faults.clear()
         self.stats.clear()
-        for service in (self.mns, self.fnf):
+        for service in (self.mns, self.fnf, self.sts):
             if service is not None:
                 service.reset()
 
@@ -419,7 +516,7 @@ class Emulator:
         if parts == ["health"] and method in ("GET", "HEAD"):
             endpoints = {
                 name: self._endpoint(name)
-                for name in ("mns", "fnf")
+                for name in ("mns", "fnf", "sts")
                 if any(s.service_name == name for s in self._servers)
             }
             return _json(
@@ -429,6 +526,8 @@ class Emulator:
                     "service": service_name,
                     "mns_endpoint": endpoints.get("mns"),
                     "fnf_endpoint": endpoints.get("fnf"),
+                    "sts_endpoint": endpoints.get("sts"),
+                    "ca_file": self.ca_file,
                 },
             )
         if parts == ["reset"] and method == "POST":

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from fnf_emulator.core import Request, Response, ServiceError
+from fnf_emulator.identities import Identities, IdentityRejected, Rejection
 
 MAX_CLOCK_SKEW_SECONDS = 15 * 60
 """Timestamps further than this from the server clock answer RequestTimeTooSkewed (*unconfirmed* 15 min)."""
@@ -54,13 +55,21 @@ def sign(method: str, params: Mapping[str, str], secret: str) -> str:
     return base64.b64encode(digest).decode()
 
 
-def verify_signature(
-    request: Request,
-    params: Mapping[str, str],
-    access_keys: Mapping[str, str],
-    sts_tokens: Mapping[str, str] | None,
-    now: float,
-) -> str:
+_REJECTIONS = {
+    Rejection.UNKNOWN_ACCESS_KEY: (403, "InvalidAccessKeyID", "The AccessKeyId is not found."),
+    Rejection.SECURITY_TOKEN_INVALID: (
+        403,
+        "InvalidSecurityToken",
+        "The security token is invalid or belongs to another key.",
+    ),
+    Rejection.SECURITY_TOKEN_MISSING: (400, "MissingSecurityToken", "SecurityToken is mandatory for this action."),
+    Rejection.SECURITY_TOKEN_EXPIRED: (403, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired."),
+}
+"""How the RPC APIs (Serverless Workflow, STS) answer refused credentials (the codes of Alibaba
+Cloud's API gateway)."""
+
+
+def verify_signature(request: Request, params: Mapping[str, str], identities: Identities, now: float) -> str:
     """Check the signature V1; return the AccessKeyId or raise a 4xx :class:`ServiceError`."""
     for name in ("AccessKeyId", "Signature", "SignatureMethod", "Timestamp", "SignatureNonce"):
         if not params.get(name):
@@ -70,14 +79,10 @@ def verify_signature(
             400, "InvalidArgument", f"SignatureMethod {params['SignatureMethod']} is not supported."
         )
     key_id = params["AccessKeyId"]
-    secret = access_keys.get(key_id)
-    if secret is None:
-        raise ServiceError(403, "InvalidAccessKeyID", "The AccessKeyId is not found.")
-    token = params.get("SecurityToken")
-    if token is not None and sts_tokens is not None and sts_tokens.get(token) != key_id:
-        raise ServiceError(
-            403, "InvalidSecurityToken", "The security token is invalid or belongs to another key."
-        )
+    try:
+        secret = identities.verify(key_id, params.get("SecurityToken") or None, now)
+    except IdentityRejected as rejected:
+        raise ServiceError(*_REJECTIONS[rejected.reason]) from None
     try:
         stamp = datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     except ValueError:

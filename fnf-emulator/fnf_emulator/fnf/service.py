@@ -20,6 +20,7 @@ from fnf_emulator.fnf.engine import RUNNING, Engine, Execution, format_time
 from fnf_emulator.fnf.program import Flow
 from fnf_emulator.fnf.store import Store
 from fnf_emulator.fnf.throttle import ActionThrottle
+from fnf_emulator.identities import Identities
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,9 @@ class FnFService:
         sts_tokens: Mapping[str, str] | None = None,
         data_dir: str | None = None,
         throttle: bool = False,
+        identities: Identities | None = None,
     ) -> None:
-        self._access_keys = dict(access_keys)
-        self._sts_tokens = dict(sts_tokens) if sts_tokens is not None else None
+        self._identities = identities or Identities(access_keys, sts_tokens)
         self._store = Store(data_dir)
         self.engine = Engine(self._store, mns)
         self._throttle = ActionThrottle() if throttle else None
@@ -135,7 +136,7 @@ class FnFService:
                     400, "EntityTooLarge", f"The request is larger than {limits.FNF_MAX_REQUEST_BYTES} bytes."
                 )
             params = api.params_of(request)
-            api.verify_signature(request, params, self._access_keys, self._sts_tokens, time.time())
+            api.verify_signature(request, params, self._identities, time.time())
             action = params.get("Action", "")
             handler = self._actions.get(action)
             if handler is None:

@@ -4,6 +4,10 @@ StringToSign = VERB, Content-MD5, Content-Type, Date (each followed by a newline
 ``x-mns-*`` header lower-cased and sorted as ``name:value`` lines, then the request target as
 sent. Signature = base64(HMAC-SHA1(AccessKeySecret, StringToSign)). An STS token travels unsigned
 in the ``security-token`` header.
+
+Temporary credentials past their expiration answer 403 ``SecurityTokenExpired`` (*unconfirmed*:
+MNS's published error codes name none for an expired STS token; the code is the one of its
+sibling service OSS), so a client can tell expiry from wrong credentials.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
 from fnf_emulator.core import Request, ServiceError
+from fnf_emulator.identities import Identities, IdentityRejected, Rejection
 from fnf_emulator.limits import MNS_MAX_CLOCK_SKEW_SECONDS
 
 
@@ -41,12 +45,23 @@ def content_md5(body: bytes) -> str:
     return base64.b64encode(hashlib.md5(body).hexdigest().encode()).decode()
 
 
-def authenticate(
-    request: Request,
-    access_keys: Mapping[str, str],
-    sts_tokens: Mapping[str, str],
-    now: float | None = None,
-) -> str:
+_REJECTIONS = {
+    Rejection.UNKNOWN_ACCESS_KEY: (403, "InvalidAccessKeyId", "The AccessKey Id you provided is not exist."),
+    Rejection.SECURITY_TOKEN_INVALID: (
+        403,
+        "AccessDenied",
+        "The security token you provided is invalid or does not belong to the AccessKey Id.",
+    ),
+    Rejection.SECURITY_TOKEN_MISSING: (
+        403,
+        "AccessDenied",
+        "The AccessKey Id is a temporary one: send its security token too (*unconfirmed* code).",
+    ),
+    Rejection.SECURITY_TOKEN_EXPIRED: (403, "SecurityTokenExpired", "The security token you provided has expired."),
+}
+
+
+def authenticate(request: Request, identities: Identities, now: float | None = None) -> str:
     """Check the request's date, body digest and signature; return the access key id."""
     headers = request.headers
     date = headers.get("date")
@@ -70,16 +85,10 @@ def authenticate(
     access_key_id, sep, signature = credential.strip().rpartition(":")
     if scheme != "MNS" or not sep or not access_key_id or not signature:
         raise ServiceError(400, "InvalidAuthorizationHeader", "The Authorization header format is invalid.")
-    secret = access_keys.get(access_key_id)
-    if secret is None:
-        raise ServiceError(403, "InvalidAccessKeyId", "The AccessKey Id you provided is not exist.")
-    token = headers.get("security-token")
-    if token and sts_tokens.get(token) != access_key_id:
-        raise ServiceError(
-            403,
-            "AccessDenied",
-            "The security token you provided is invalid or does not belong to the AccessKey Id.",
-        )
+    try:
+        secret = identities.verify(access_key_id, headers.get("security-token") or None, now)
+    except IdentityRejected as rejected:
+        raise ServiceError(*_REJECTIONS[rejected.reason]) from None
     expected = sign(secret, string_to_sign(request))
     if not hmac.compare_digest(expected, signature):
         raise ServiceError(

@@ -29,6 +29,7 @@ from fnf_emulator.core import (
     Response,
     ServiceError,
 )
+from fnf_emulator.identities import Identities
 from fnf_emulator.limits import (
     MNS_API_VERSION,
     MNS_DEFAULT_PRIORITY,
@@ -137,9 +138,11 @@ class MNSService:
         access_keys: dict[str, str] | None = None,
         sts_tokens: dict[str, str] | None = None,
         data_dir: str | None = None,
+        identities: Identities | None = None,
     ) -> None:
-        self.access_keys = dict(access_keys or {DEFAULT_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_SECRET})
-        self.sts_tokens = dict(sts_tokens or {})
+        self.identities = identities or Identities(
+            access_keys or {DEFAULT_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_SECRET}, sts_tokens
+        )
         self._lock = threading.Lock()
         self._queues: dict[str, MNSQueue] = {}
         self._seq = 0
@@ -187,7 +190,7 @@ class MNSService:
     def handle(self, request: Request) -> Response:
         request_id = _new_request_id()
         try:
-            authenticate(request, self.access_keys, self.sts_tokens)
+            authenticate(request, self.identities)
             params = parse_query(request.query)
             operation, queue_name = self._route(request, params)
             status, body, headers = self._operations[operation](request, queue_name, params)
@@ -258,7 +261,7 @@ class MNSService:
 
     @staticmethod
     def _host_url(request: Request) -> str:
-        return f"http://{request.headers.get('host', '127.0.0.1')}"
+        return f"{request.scheme}://{request.headers.get('host', '127.0.0.1')}"
 
     def _route(self, request: Request, params: dict[str, str]) -> tuple[str, str]:
         parts = [p for p in request.path.split("/") if p]

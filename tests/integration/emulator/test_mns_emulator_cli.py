@@ -48,7 +48,7 @@ def wait_ready(process: subprocess.Popen[str], ready_file: Path) -> dict[str, st
             raise AssertionError("the emulator did not write its ready file within 30 s")
         time.sleep(0.05)
     endpoints = json.loads(ready_file.read_text())
-    assert set(endpoints) == {"mns_endpoint", "fnf_endpoint"}
+    assert set(endpoints) == {"mns_endpoint", "fnf_endpoint", "sts_endpoint", "ca_file"}
     return endpoints
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import threading
 
@@ -244,9 +245,10 @@ def test_sts_security_token(monkeypatch, emu, token, works):
 def test_default_credentials_chain_from_the_environment(monkeypatch, emu):
     from alibabacloud_credentials.utils import auth_util
 
-    from airflow_provider_fnf.hooks import _common
+    from airflow_provider_fnf import credentials
 
-    monkeypatch.setattr(_common, "_default_chain", None)
+    monkeypatch.setattr(credentials, "_default_provider", None)
+    monkeypatch.setattr(credentials, "_sources", collections.OrderedDict())
     monkeypatch.setattr(auth_util, "environment_ecs_metadata_disabled", "true")
     monkeypatch.setattr(auth_util, "environment_access_key_id", ACCESS_KEY_ID)
     monkeypatch.setattr(auth_util, "environment_access_key_secret", ACCESS_KEY_SECRET)

@@ -8,6 +8,7 @@ import threading
 import pytest
 from fnf_emulator.core import Request, ServiceError
 from fnf_emulator.faults import FaultInjector
+from fnf_emulator.identities import Identities
 from fnf_emulator.mns.auth import authenticate, content_md5, sign, string_to_sign
 from fnf_emulator.mns.service import parse_query
 from fnf_emulator.mns.store import MNSQueue, QueueAttributes, StoredMessage
@@ -61,9 +62,9 @@ def test_authenticate_accepts_a_signed_request_and_names_the_key():
     signed = Request(**{**request.__dict__, "headers": {**request.headers}})
     signed.headers["authorization"] = f"MNS key-1:{sign('secret-1', sts)}"
     now = 1_795_893_671.0  # the recorded Date
-    assert authenticate(signed, {"key-1": "secret-1"}, {}, now=now) == "key-1"
+    assert authenticate(signed, Identities({"key-1": "secret-1"}), now=now) == "key-1"
     with pytest.raises(ServiceError) as info:
-        authenticate(signed, {"key-1": "other"}, {}, now=now)
+        authenticate(signed, Identities({"key-1": "other"}), now=now)
     assert (info.value.status, info.value.code) == (403, "SignatureDoesNotMatch")
 
 

@@ -10,6 +10,7 @@ import pytest
 from fnf_emulator.core import Request, ServiceError
 from fnf_emulator.fnf import api, tokens
 from fnf_emulator.fnf.throttle import ActionThrottle
+from fnf_emulator.identities import Identities
 
 CAPTURES = Path(__file__).parents[2] / "data" / "fnf20190315-2.0.1-requests.json"
 """What alibabacloud-fnf20190315 2.0.1 sent to a recording server (fake credentials ``testid``)."""
@@ -54,7 +55,7 @@ def _common(**extra: str) -> dict[str, str]:
 
 def test_good_signature_passes() -> None:
     request = _signed("GET", _common(), "secret")
-    assert api.verify_signature(request, api.params_of(request), {"id": "secret"}, None, time.time()) == "id"
+    assert api.verify_signature(request, api.params_of(request), Identities({"id": "secret"}), time.time()) == "id"
 
 
 @pytest.mark.parametrize(
@@ -83,7 +84,7 @@ def test_bad_credentials_answer_403(
 ) -> None:
     request = _signed("GET", _common(**extra), secret)
     with pytest.raises(ServiceError) as info:
-        api.verify_signature(request, api.params_of(request), keys, sts, time.time())
+        api.verify_signature(request, api.params_of(request), Identities(keys, sts), time.time())
     assert (info.value.status, info.value.code) == (status, code)
 
 
@@ -121,6 +122,6 @@ def test_throttle_uses_published_quotas() -> None:
 def test_signature_error_never_echoes_tokens() -> None:
     request = _signed("POST", _common(Action="ReportTaskSucceeded", TaskToken="secret-token"), "wrong")
     with pytest.raises(ServiceError) as info:
-        api.verify_signature(request, api.params_of(request), {"id": "secret"}, None, time.time())
+        api.verify_signature(request, api.params_of(request), Identities({"id": "secret"}), time.time())
     assert info.value.code == "SignatureNotMatch"
     assert "secret-token" not in info.value.message and "TaskToken%3D%252A%252A%252A" in info.value.message

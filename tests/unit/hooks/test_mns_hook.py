@@ -181,15 +181,15 @@ def test_secret_and_sts_token_are_masked(monkeypatch):
 def test_default_chain_turns_a_none_token_into_empty(monkeypatch):
     from alibabacloud_credentials.utils import auth_util
 
-    from airflow_provider_fnf.hooks import _common
+    from airflow_provider_fnf import credentials
 
-    monkeypatch.setattr(_common, "_default_chain", None)
+    monkeypatch.setattr(credentials, "_default_provider", None)
     monkeypatch.setattr(auth_util, "environment_ecs_metadata_disabled", "true")
     monkeypatch.setattr(auth_util, "environment_access_key_id", "chain-id")
     monkeypatch.setattr(auth_util, "environment_access_key_secret", "chain-secret-value")
     monkeypatch.setattr(auth_util, "environment_security_token", None)
-    provider = mns_module._MNSChainCredentialsProvider(CONN_ID)
-    creds = provider.get_credentials()
+    source = credentials.DefaultChainCredentialSource(CONN_ID)
+    creds = mns_module._MNSCredentialsProvider(CONN_ID, source).get_credentials()
     assert creds.get_access_key_id() == "chain-id"
     assert creds.get_access_key_secret() == "chain-secret-value"
     assert creds.get_security_token() == ""
