@@ -13,7 +13,7 @@ PYTEST_FLAGS ?=
 $(STAMP): pyproject.toml fnf-emulator/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
-	$(UV) pip install --quiet --python $(PY) -e ./fnf-emulator -e '.[test]'
+	$(UV) pip install --quiet --python $(PY) -e './fnf-emulator[tls]' -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -241,7 +241,10 @@ def _policy(value: Any, bad: Any) -> str | None:
         document = value
     if not isinstance(document, dict) or "Statement" not in document:
         raise bad("policy", 'must be a RAM policy document: a JSON object with "Version" and "Statement"')
-    text = json.dumps(document, separators=(",", ":"))
+    # Compact JSON has spaces and tildes only inside strings, where JSON escapes mean the same.
+    # alibabacloud-credentials signs with quote_plus, which encodes both unlike the signature
+    # method (space as "+" for "%20", "~" as "%7E"): sent escaped, the two agree.
+    text = json.dumps(document, separators=(",", ":")).replace(" ", "\\u0020").replace("~", "\\u007e")
     if len(text) > STS_MAX_POLICY_CHARS:
         raise bad("policy", f"is {len(text)} characters as compact JSON, over STS's {STS_MAX_POLICY_CHARS}")
     return text
@@ -660,14 +663,18 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 class _RedactingFilter(logging.Filter):
-    """alibabacloud-credentials logs a failed STS call's text (with its own stderr handler too):
-    security tokens and signatures in a quoted URL are cut out first."""
+    """alibabacloud-credentials logs a failed STS call's text and traceback, which quote the
+    request URL (the source's security token and the signature in it), to its own stderr handler
+    too, where no secrets masker stands: they are cut out of the record first."""
+
+    _formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = redact_text(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
+        if record.exc_info:
+            message = f"{message}\n{self._formatter.formatException(record.exc_info)}"
+            record.exc_info, record.exc_text = None, None
+        record.msg, record.args = redact_text(message), None
         return True
 
 

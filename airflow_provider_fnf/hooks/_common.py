@@ -69,6 +69,16 @@ def extra_str(extra: Mapping[str, Any], key: str) -> str | None:
     return text or None
 
 
+def untrusted_certificate_advice(error_text: str) -> str:
+    """What to add to an error whose cause is an HTTPS endpoint's certificate nobody trusts."""
+    if "CERTIFICATE_VERIFY_FAILED" not in error_text:
+        return ""
+    return (
+        " The endpoint's TLS certificate is not trusted: for a local emulator started with --tls, point "
+        "SSL_CERT_FILE and REQUESTS_CA_BUNDLE at its CA file (ca_file in its ready file)."
+    )
+
+
 def backoff_delay(
     attempt: int,
     *,

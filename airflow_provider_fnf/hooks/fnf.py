@@ -47,6 +47,7 @@ from airflow_provider_fnf.hooks._common import (
     ConnectionSettingsHook,
     backoff_delay,
     extra_str,
+    untrusted_certificate_advice,
 )
 from airflow_provider_fnf.limits import (
     FNF_MAX_CAUSE_CHARS,
@@ -360,15 +361,8 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
             return ServerlessWorkflowEndpointUnreachableError(
                 f"Serverless Workflow endpoint {endpoint} (connection {conn_id!r}) did not answer "
                 f"{action}{where}{after}: {_scrub(str(inner), secrets)}. Check the connection's extra "
-                "'endpoint', 'protocol' and 'region', the network, and that the service is running.",
-                **common,
-            )
-        if inner is not None and _is_credentials_error(inner):
-            return ServerlessWorkflowAuthenticationError(
-                f"Connection {conn_id!r} has no AccessKey and the default credentials chain found none "
-                f"({_scrub(str(inner), secrets)}): set login/password on the connection, or "
-                "ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET, an OIDC (RRSA) token "
-                "file or an ECS RAM role.",
+                "'endpoint', 'protocol' and 'region', the network, and that the service is running."
+                + untrusted_certificate_advice(str(inner)),
                 **common,
             )
         if code == "TaskAlreadyCompleted":
@@ -743,12 +737,6 @@ def _is_network_error(exc: BaseException) -> bool:
     from Tea.exceptions import RetryError as TeaRetryError
 
     return isinstance(exc, (DaraRetryError, TeaRetryError, OSError))
-
-
-def _is_credentials_error(exc: BaseException) -> bool:
-    from alibabacloud_credentials.exceptions import CredentialException
-
-    return isinstance(exc, CredentialException)
 
 
 def _error_code(exc: BaseException) -> str | None:

@@ -42,6 +42,7 @@ from airflow_provider_fnf.hooks._common import (
     ConnectionSettingsHook,
     backoff_delay,
     extra_str,
+    untrusted_certificate_advice,
 )
 from airflow_provider_fnf.limits import (
     MNS_MAX_BATCH_SIZE,
@@ -410,7 +411,8 @@ class MNSHook(ConnectionSettingsHook[_MNSSettings]):
             return MNSEndpointUnreachableError(
                 f"MNS endpoint {endpoint} (connection {conn_id!r}) did not answer {operation} on "
                 f"{where} after {attempts} attempt(s): {detail}. Check the connection's extra "
-                "'endpoint' (or account_id and region), the network, and that the service is running.",
+                "'endpoint' (or account_id and region), the network, and that the service is running."
+                + untrusted_certificate_advice(str(detail)),
                 **common,
             )
         if isinstance(exc, MNSClientParameterException):

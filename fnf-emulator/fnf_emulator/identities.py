@@ -14,6 +14,7 @@ nor the inline ``Policy`` of an AssumeRole request (which it only checks to be a
 from __future__ import annotations
 
 import base64
+import collections
 import enum
 import hashlib
 import json
@@ -172,6 +173,7 @@ class Identities:
         self._configured = {role.arn.lower(): role for role in roles}
         self._roles = dict(self._configured)
         self._issued: dict[str, TemporaryCredentials] = {}
+        self._signers: collections.Counter[tuple[str, str]] = collections.Counter()
         self._lock = threading.Lock()
         self._path = Path(data_dir) / ISSUED_CREDENTIALS_FILE if data_dir else None
         self._load()
@@ -197,16 +199,21 @@ class Identities:
         client may hold them across an emulator reset as it would across anything else."""
         with self._lock:
             self._roles = dict(self._configured)
+            self._signers.clear()
 
     # --- checking requests ---------------------------------------------------------------------
-    def verify(self, access_key_id: str, security_token: str | None, now: float | None = None) -> str:
-        """The secret to check the request's signature with.
+    def verify(
+        self, access_key_id: str, security_token: str | None, now: float | None = None, *, service: str = ""
+    ) -> str:
+        """The secret to check the request's signature with; counts the AccessKey ID as a signer
+        of ``service``'s requests (:meth:`signers`).
 
         :raises IdentityRejected: an unknown AccessKey ID, a security token that is not the one
             of the AccessKey ID, temporary credentials without their token, or past their expiration.
         """
         now = time.time() if now is None else now
         with self._lock:
+            self._signers[(service, access_key_id)] += 1
             secret = self.access_keys.get(access_key_id)
             issued = self._issued.get(access_key_id) if secret is None else None
             token_owner = self.sts_tokens.get(security_token) if security_token else None
@@ -267,6 +274,17 @@ class Identities:
     def issued(self, access_key_id: str) -> TemporaryCredentials | None:
         with self._lock:
             return self._issued.get(access_key_id)
+
+    def issued_credentials(self) -> list[TemporaryCredentials]:
+        """Every set of temporary credentials issued (and not yet forgotten), oldest first."""
+        with self._lock:
+            return list(self._issued.values())
+
+    def signers(self, service: str) -> dict[str, int]:
+        """AccessKey ID -> requests to ``service`` ("mns", "fnf", "sts") that presented it, since
+        the start or the last :meth:`reset`: whose credentials a client really signs with."""
+        with self._lock:
+            return {key: count for (name, key), count in self._signers.items() if name == service}
 
     def expire_now(self, access_key_id: str) -> None:
         """Make issued credentials expire at once (tests of what a client does then)."""

@@ -10,8 +10,17 @@ names the fixture::
         ...
 
 The emulator starts once per test session, in this process, and every test begins with no
-queue, message, flow, execution, fault rule or request count (the state of the test before is
-reset when the fixture is requested).
+queue, message, flow, execution, fault rule, added RAM role or request count (the state of the
+test before is reset when the fixture is requested).
+
+``fnf_emulator_tls`` is the same over HTTPS (needs the ``tls`` extra): its endpoints are
+``https://``, ``ca_file`` is the local CA's certificate, and ``SSL_CERT_FILE`` and
+``REQUESTS_CA_BUNDLE`` point at it for the test, so the SDKs and alibabacloud-credentials trust it.
+With either fixture, ``add_ram_role(...)`` gives STS a role to assume for the test::
+
+    def test_assume_role(fnf_emulator_tls):
+        role = fnf_emulator_tls.add_ram_role("acs:ram::123456789012:role/worker", session_seconds=3)
+        ...  # RamRoleArnCredentialsProvider(..., sts_endpoint=fnf_emulator_tls.sts_host)
 """
 
 from __future__ import annotations
@@ -21,7 +30,9 @@ from typing import Any
 
 import pytest
 
+from fnf_emulator.identities import RamRole
 from fnf_emulator.server import Emulator
+from fnf_emulator.tls import trust_environment
 
 
 class EmulatorFixture:
@@ -40,6 +51,43 @@ class EmulatorFixture:
         """``http://127.0.0.1:<port>``: the Serverless Workflow endpoint (SDK ``Config.endpoint``
         takes it without the scheme, with ``protocol="http"``)."""
         return self.emulator.fnf_endpoint
+
+    @property
+    def sts_endpoint(self) -> str:
+        """``http(s)://127.0.0.1:<port>``: STS (AssumeRole)."""
+        return self.emulator.sts_endpoint
+
+    @property
+    def sts_host(self) -> str:
+        """``127.0.0.1:<port>``: STS as alibabacloud-credentials' ``sts_endpoint`` takes it."""
+        return self.emulator.sts_endpoint.split("://", 1)[1]
+
+    @property
+    def ca_file(self) -> str | None:
+        """The CA certificate of the HTTPS endpoints (``fnf_emulator_tls``), else None."""
+        return self.emulator.ca_file
+
+    def add_ram_role(
+        self,
+        arn: str,
+        *,
+        external_id: str | None = None,
+        trusted_access_key_ids: set[str] | frozenset[str] | None = None,
+        max_session_duration: int = 3_600,
+        session_seconds: int | None = None,
+    ) -> RamRole:
+        """Let STS callers assume the role ``arn`` for this test (see :class:`~fnf_emulator.identities.RamRole`):
+        ``external_id`` must then be given, only ``trusted_access_key_ids`` may assume it (None:
+        anyone), and ``session_seconds`` makes its sessions expire that fast."""
+        return self.emulator.add_ram_role(
+            RamRole(
+                arn,
+                external_id=external_id,
+                trusted_access_key_ids=frozenset(trusted_access_key_ids) if trusted_access_key_ids else None,
+                max_session_duration=max_session_duration,
+                session_seconds=session_seconds,
+            )
+        )
 
     @property
     def access_key_id(self) -> str:
@@ -76,6 +124,23 @@ def _fnf_emulator_session() -> Iterator[Emulator]:
 
 @pytest.fixture
 def fnf_emulator(_fnf_emulator_session: Emulator) -> EmulatorFixture:
-    """The local MNS + Serverless Workflow emulator, reset for this test."""
+    """The local MNS + Serverless Workflow + STS emulator, reset for this test."""
     _fnf_emulator_session.reset()
     return EmulatorFixture(_fnf_emulator_session)
+
+
+@pytest.fixture(scope="session")
+def _fnf_emulator_tls_session() -> Iterator[Emulator]:
+    with Emulator(tls=True) as running:
+        yield running
+
+
+@pytest.fixture
+def fnf_emulator_tls(_fnf_emulator_tls_session: Emulator, monkeypatch: pytest.MonkeyPatch) -> EmulatorFixture:
+    """The emulator over HTTPS with a local CA, reset for this test; ``SSL_CERT_FILE`` and
+    ``REQUESTS_CA_BUNDLE`` point at the CA while the test runs."""
+    _fnf_emulator_tls_session.reset()
+    assert _fnf_emulator_tls_session.ca_file is not None
+    for name, value in trust_environment(_fnf_emulator_tls_session.ca_file).items():
+        monkeypatch.setenv(name, value)
+    return EmulatorFixture(_fnf_emulator_tls_session)

@@ -503,9 +503,11 @@ class Emulator:
 
     # --- admin API -------------------------------------------------------------------------
     def reset(self) -> None:
-        """Drop all state of both services, every fault rule and the request counts."""
+        """Drop all state of the services, every fault rule, the request counts and the RAM roles
+        added since the start (issued temporary credentials stay valid until they expire)."""
         self.faults.clear()
         self.stats.clear()
+        self.identities.reset()
         for service in (self.mns, self.fnf, self.sts):
             if service is not None:
                 service.reset()

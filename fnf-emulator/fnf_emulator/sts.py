@@ -59,7 +59,7 @@ class STSService:
             if request.path not in ("", "/"):
                 raise ServiceError(404, "InvalidAction.NotFound", f"No API at path {request.path}.")
             params = api.params_of(request)
-            caller = api.verify_signature(request, params, self.identities, time.time())
+            caller = api.verify_signature(request, params, self.identities, time.time(), service="sts")
             version = params.get("Version")
             if version != limits.STS_API_VERSION:
                 raise ServiceError(
@@ -78,7 +78,7 @@ class STSService:
         return self._error(error, api.new_request_id())
 
     def reset(self) -> None:
-        self.identities.reset()
+        """The roles and issued credentials are the emulator's identities; it resets them."""
 
     def close(self) -> None:
         pass

@@ -69,7 +69,9 @@ _REJECTIONS = {
 Cloud's API gateway)."""
 
 
-def verify_signature(request: Request, params: Mapping[str, str], identities: Identities, now: float) -> str:
+def verify_signature(
+    request: Request, params: Mapping[str, str], identities: Identities, now: float, service: str = "fnf"
+) -> str:
     """Check the signature V1; return the AccessKeyId or raise a 4xx :class:`ServiceError`."""
     for name in ("AccessKeyId", "Signature", "SignatureMethod", "Timestamp", "SignatureNonce"):
         if not params.get(name):
@@ -80,7 +82,7 @@ def verify_signature(request: Request, params: Mapping[str, str], identities: Id
         )
     key_id = params["AccessKeyId"]
     try:
-        secret = identities.verify(key_id, params.get("SecurityToken") or None, now)
+        secret = identities.verify(key_id, params.get("SecurityToken") or None, now, service=service)
     except IdentityRejected as rejected:
         raise ServiceError(*_REJECTIONS[rejected.reason]) from None
     try:

@@ -86,7 +86,7 @@ def authenticate(request: Request, identities: Identities, now: float | None = N
     if scheme != "MNS" or not sep or not access_key_id or not signature:
         raise ServiceError(400, "InvalidAuthorizationHeader", "The Authorization header format is invalid.")
     try:
-        secret = identities.verify(access_key_id, headers.get("security-token") or None, now)
+        secret = identities.verify(access_key_id, headers.get("security-token") or None, now, service="mns")
     except IdentityRejected as rejected:
         raise ServiceError(*_REJECTIONS[rejected.reason]) from None
     expected = sign(secret, string_to_sign(request))
