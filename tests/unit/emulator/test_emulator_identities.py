@@ -53,9 +53,9 @@ def test_temporary_credentials_are_accepted_with_their_token_until_they_expire()
     identities = Identities(
         {"long-term": "secret"}, {"fixed-token": "long-term"}, roles=[RamRole(ROLE, session_seconds=5)]
     )
-    issued = identities.issue(
-        identities.role(ROLE.upper()) or RamRole(ROLE), "session", 900, "long-term", now=100.0
-    )
+    role = identities.role(ROLE.upper())  # ARNs are not case-sensitive
+    assert role is not None
+    issued = identities.issue(role, "session", 900, "long-term", now=100.0)
     assert issued.expiration == 105 and issued.access_key_id.startswith("STS.")
     assert (
         identities.verify(issued.access_key_id, issued.security_token, now=104.9) == issued.access_key_secret
