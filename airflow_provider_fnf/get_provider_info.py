@@ -5,13 +5,54 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_fnf import __version__
+from airflow_provider_fnf.limits import STS_MAX_SESSION_DURATION_SECONDS, STS_MIN_SESSION_DURATION_SECONDS
 
 _PASSWORD = {"type": ["string", "null"], "format": "password"}
 _STRING = {"type": ["string", "null"]}
+_SESSION_SECONDS = {
+    "type": ["integer", "null"],
+    "minimum": STS_MIN_SESSION_DURATION_SECONDS,
+    "maximum": STS_MAX_SESSION_DURATION_SECONDS,
+}
 
 
 def _field(label: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"label": label, "description": description, "schema": schema or _STRING}
+
+
+def _role_fields() -> dict[str, Any]:
+    """The RAM role a connection assumes (both connection types), read by
+    :func:`airflow_provider_fnf.credentials.role_from_connection`."""
+    return {
+        "role_arn": _field(
+            "RAM role ARN",
+            "Assume this role (acs:ram::<account id>:role/<name>) with the AccessKey above, or the default "
+            "chain when empty; typically the role of the account that owns the queue and the flow.",
+        ),
+        "role_session_name": _field(
+            "Role session name",
+            "Shown in the role account's audit log; default airflow-<dag id>-<task id> in a task, "
+            "airflow-<connection id> elsewhere.",
+        ),
+        "external_id": _field(
+            "External ID", "The sts:ExternalId the role's trust policy requires, if it requires one."
+        ),
+        "session_duration": _field(
+            "Session duration (s)",
+            f"{STS_MIN_SESSION_DURATION_SECONDS}..{STS_MAX_SESSION_DURATION_SECONDS}, at most the role's "
+            "maximum session duration; default 3600. Sessions are renewed before they expire.",
+            _SESSION_SECONDS,
+        ),
+        "policy": _field(
+            "Inline session policy", "Optional RAM policy document (JSON) that narrows the role's permissions."
+        ),
+        "sts_endpoint": _field(
+            "STS endpoint",
+            "host[:port] or https://host[:port] (HTTPS only), e.g. sts-vpc.cn-hangzhou.aliyuncs.com or the "
+            "local emulator's; default from the STS region, else sts.aliyuncs.com.",
+        ),
+        "sts_region": _field("STS region", "Region of the STS endpoint, e.g. cn-hangzhou."),
+    }
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -91,6 +132,7 @@ def get_provider_info() -> dict[str, Any]:
                         "endpoint": "http://127.0.0.1:9911 (local emulator) or leave empty",
                         "account_id": "1234567890123456",
                         "region": "cn-hangzhou",
+                        "role_arn": "acs:ram::1234567890123456:role/airflow-worker (optional)",
                     },
                 },
                 "conn-fields": {
@@ -104,6 +146,7 @@ def get_provider_info() -> dict[str, Any]:
                     "security_token": _field(
                         "STS security token", "Optional STS token for temporary credentials.", _PASSWORD
                     ),
+                    **_role_fields(),
                 },
             },
             {
@@ -118,6 +161,7 @@ def get_provider_info() -> dict[str, Any]:
                         "region": "cn-hangzhou",
                         "endpoint": "127.0.0.1:9912 (local emulator) or leave empty",
                         "protocol": "https",
+                        "role_arn": "acs:ram::1234567890123456:role/airflow-worker (optional)",
                     },
                 },
                 "conn-fields": {
@@ -130,6 +174,7 @@ def get_provider_info() -> dict[str, Any]:
                     "security_token": _field(
                         "STS security token", "Optional STS token for temporary credentials.", _PASSWORD
                     ),
+                    **_role_fields(),
                 },
             },
         ],

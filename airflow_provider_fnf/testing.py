@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from unittest import mock
 
@@ -37,8 +37,8 @@ def mns_connection(
     access_key_secret: str = EMULATOR_ACCESS_KEY_SECRET,
     **extra: Any,
 ) -> dict[str, Any]:
-    """The JSON fields of an ``mns`` connection to ``endpoint`` (``http://host:port``); ``extra``
-    adds connection extras (``security_token``, ...)."""
+    """The JSON fields of an ``mns`` connection to ``endpoint`` (``http(s)://host:port``); ``extra``
+    adds connection extras (``security_token``, ``role_arn``, ...)."""
     return {
         "conn_type": "mns",
         "login": access_key_id,
@@ -55,7 +55,7 @@ def fnf_connection(
     region: str = EMULATOR_REGION,
     **extra: Any,
 ) -> dict[str, Any]:
-    """The JSON fields of an ``fnf`` connection to ``endpoint`` (``http://host:port``)."""
+    """The JSON fields of an ``fnf`` connection to ``endpoint`` (``http(s)://host:port``)."""
     return {
         "conn_type": "fnf",
         "login": access_key_id,
@@ -72,12 +72,19 @@ def connection_env(
     fnf_conn_id: str = "fnf_default",
     access_key_id: str = EMULATOR_ACCESS_KEY_ID,
     access_key_secret: str = EMULATOR_ACCESS_KEY_SECRET,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
-    """``AIRFLOW_CONN_<ID>`` variables for an ``mns`` and an ``fnf`` connection to the emulator."""
+    """``AIRFLOW_CONN_<ID>`` variables for an ``mns`` and an ``fnf`` connection to the emulator;
+    ``extra`` goes into both (e.g. ``{"role_arn": ..., "sts_endpoint": emulator.sts_endpoint}``)."""
     credentials = {"access_key_id": access_key_id, "access_key_secret": access_key_secret}
+    more = dict(extra or {})
     return {
-        f"AIRFLOW_CONN_{mns_conn_id.upper()}": json.dumps(mns_connection(mns_endpoint, **credentials)),
-        f"AIRFLOW_CONN_{fnf_conn_id.upper()}": json.dumps(fnf_connection(fnf_endpoint, **credentials)),
+        f"AIRFLOW_CONN_{mns_conn_id.upper()}": json.dumps(
+            mns_connection(mns_endpoint, **credentials, **more)
+        ),
+        f"AIRFLOW_CONN_{fnf_conn_id.upper()}": json.dumps(
+            fnf_connection(fnf_endpoint, **credentials, **more)
+        ),
     }
 
 

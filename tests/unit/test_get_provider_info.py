@@ -8,6 +8,7 @@ import importlib.metadata
 import pytest
 
 from airflow_provider_fnf import __version__
+from airflow_provider_fnf.credentials import CONNECTION_EXTRA_ROLE_FIELDS
 from airflow_provider_fnf.get_provider_info import get_provider_info
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
 from airflow_provider_fnf.hooks.mns import MNSHook
@@ -39,8 +40,16 @@ def test_entry_point_leads_to_this_function():
 @pytest.mark.parametrize(
     ("conn_type", "hook_class", "extra_fields"),
     [
-        ("mns", MNSHook, {"endpoint", "account_id", "region", "security_token"}),
-        ("fnf", ServerlessWorkflowHook, {"endpoint", "region", "protocol", "security_token"}),
+        (
+            "mns",
+            MNSHook,
+            {"endpoint", "account_id", "region", "security_token", *CONNECTION_EXTRA_ROLE_FIELDS},
+        ),
+        (
+            "fnf",
+            ServerlessWorkflowHook,
+            {"endpoint", "region", "protocol", "security_token", *CONNECTION_EXTRA_ROLE_FIELDS},
+        ),
     ],
 )
 def test_connection_types_point_at_the_hooks(conn_type, hook_class, extra_fields):
