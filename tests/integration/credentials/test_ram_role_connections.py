@@ -11,7 +11,6 @@ import time
 import uuid
 
 import pytest
-from airflow.sdk._shared.secrets_masker import redact
 from credentials_it_support import (
     FNF_CONN_ID,
     GUARDED_ROLE,
@@ -234,19 +233,3 @@ def test_the_right_external_id_and_a_trusted_source_assume_the_role(monkeypatch,
     finally:
         del emu.identities.access_keys[TRUSTED_ACCESS_KEY_ID]
     assert {c.role_arn for c in issued()} == {PARTNER_ROLE, GUARDED_ROLE}
-
-
-def test_every_renewed_secret_and_security_token_is_masked(monkeypatch, emu, issued):
-    mns, fnf = hooks(monkeypatch, emu, SHORT_ROLE)
-    mns.create_queue("masked")
-    deadline = time.monotonic() + 2 * SHORT_SESSION_SECONDS + 1
-    while time.monotonic() < deadline:  # two expiries: three sessions or more per connection
-        mns.get_queue_attributes("masked")
-        fnf.list_flows()
-        time.sleep(0.25)
-
-    renewed = issued()
-    assert len(renewed) >= 6
-    for credentials in renewed:
-        line = redact(f"secret {credentials.access_key_secret} token {credentials.security_token}")
-        assert credentials.access_key_secret not in line and credentials.security_token not in line

@@ -1,6 +1,7 @@
 """MNSMessageTrigger on a connection that assumes a RAM role whose sessions last seconds: run after
 run, as the triggerer restarts it, its kept SDK client long-polls across several expiries with no
-failed receive and no lost message (the real MNS SDK and alibabacloud-credentials, over HTTPS)."""
+failed receive and no lost message, and every renewed secret and token is masked (the real MNS
+SDK and alibabacloud-credentials, over HTTPS)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import threading
 import time
 
 import pytest
+from airflow.sdk._shared.secrets_masker import redact
 from credentials_it_support import MNS_CONN_ID, SHORT_ROLE, SHORT_SESSION_SECONDS, role_connection
 
 from airflow_provider_fnf.hooks.mns import MNSHook
@@ -99,3 +101,7 @@ def test_a_trigger_long_polling_across_two_expiries_loses_no_message_and_logs_no
     assert problems == []
     renewals = [r for r in caplog.records if r.getMessage().startswith(f"Assumed RAM role {SHORT_ROLE}")]
     assert len(renewals) >= EXPIRIES + 1
+    # Every renewal's secret and security token is known to the secrets masker.
+    for session in sessions:
+        line = redact(f"secret {session.access_key_secret} token {session.security_token}")
+        assert session.access_key_secret not in line and session.security_token not in line
