@@ -89,7 +89,7 @@ def connection_env(
 
 
 @contextlib.contextmanager
-def emulator_connections(mns_endpoint: str, fnf_endpoint: str, **options: str) -> Iterator[dict[str, str]]:
+def emulator_connections(mns_endpoint: str, fnf_endpoint: str, **options: Any) -> Iterator[dict[str, str]]:
     """Set :func:`connection_env`'s variables in ``os.environ`` for the block (restored after)."""
     env = connection_env(mns_endpoint, fnf_endpoint, **options)
     with mock.patch.dict(os.environ, env):
