@@ -297,10 +297,6 @@ class CredentialSource(abc.ABC):
         :meth:`get` gives other credentials than ``stale`` (a retry is worth it)."""
         return False
 
-    @property
-    def role(self) -> RAMRoleSettings | None:
-        return None
-
     @abc.abstractmethod
     def describe(self) -> str:
         """Who signs, for messages: ``AccessKey LTAI...``, ``RAM role ... assumed with ...``."""
@@ -379,10 +375,6 @@ class RAMRoleCredentialSource(CredentialSource):
         self._fetched_at = 0.0
         self._next_try = 0.0
         _redact_credentials_library_log()
-
-    @property
-    def role(self) -> RAMRoleSettings:
-        return self._role
 
     def describe(self) -> str:
         return (

@@ -15,9 +15,10 @@ Behaviour the public material does not pin down, chosen as the most plausible an
 
 - Error codes: an invalid definition, name, Input or token answers 400 ``InvalidArgument``; a
   missing parameter 400 ``MissingRequiredParams``; Input/Output over 32 KiB 400 ``EntityTooLarge``;
-  an unknown action 400 ``ActionNotSupported``; a bad STS token 403 ``InvalidSecurityToken``
-  (checked only when the emulator is given STS tokens); Timestamp skew over 15 minutes 403
-  ``RequestTimeTooSkewed``.
+  an unknown action 400 ``ActionNotSupported``; a bad STS token 403 ``InvalidSecurityToken``, a
+  temporary AccessKey without its token 400 ``MissingSecurityToken`` and one past its expiration
+  403 ``InvalidSecurityToken.Expired`` (the API gateway's codes, shared with the STS emulator);
+  Timestamp skew over 15 minutes 403 ``RequestTimeTooSkewed``.
 - Error names inside flows: ``FnF.TaskTimeout`` (callback step timeout), ``FnF.Timeout`` (flow
   timeout, status TimedOut), ``FnF.DataSizeLimitExceeded`` (a step's data over 32 KiB: the
   execution fails, not catchable), ``FnF.InvalidCollection`` (foreach over a non-array),
