@@ -520,80 +520,87 @@ _SOURCE_REJECTED_CODES = (
 )
 
 
+_PARAMETER_FIELDS = {
+    "InvalidParameter.RoleSessionName": "role_session_name",
+    "InvalidParameter.ExternalId": "external_id",
+    "InvalidParameter.PolicyGrammar": "policy",
+    "InvalidParameter.RoleArn": "role_arn",
+}
+
+
 def assume_role_error(
     conn_id: str, role: RAMRoleSettings, source: str, exc: BaseException
 ) -> STSAssumeRoleError:
     """Our error for a failed AssumeRole: it names the connection and the role, and says what to
     check. ``source`` names the source identity (``AccessKey ...``, ``the default credentials chain``)."""
-    text = redact_text(str(exc))
-    status: int | None = None
-    code = request_id = None
-    detail = text
-    match = _STS_ANSWER.search(text)
-    if match:
-        status = int(match.group("status"))
-        try:
-            answer = json.loads(match.group("body"))
-        except ValueError:
-            answer = {}
-        if isinstance(answer, dict):
-            code, request_id = answer.get("Code"), answer.get("RequestId")
-            detail = str(answer.get("Message") or detail)
-    prefix = f"Connection {conn_id!r} could not assume RAM role {role.role_arn}"
+    status, code, request_id, detail = _sts_answer(redact_text(str(exc)))
     sts = f"STS {code}: {detail}" if code else detail
-    if code == "EntityNotExist.Role":
-        advice = (
-            "check role_arn in the connection's extra: the account id and the role name must be those "
-            "of the role in the account that owns the queue and the flow"
-        )
-    elif code is not None and (code.startswith("NoPermission") or code in ("AccessDenied", "Forbidden.RAM")):
-        external = (
-            "that its sts:ExternalId condition equals the connection's external_id"
-            if role.external_id
-            else "whether it has an sts:ExternalId condition (then set external_id in the connection's extra)"
-        )
-        advice = (
-            f"check the role's trust policy: it must name the source identity ({source}) or its "
-            f"account, and {external}; and that the source identity may call sts:AssumeRole on the "
-            "role (AliyunSTSAssumeRoleAccess or a custom policy in its own account)"
-        )
-    elif code == "InvalidParameter.DurationSeconds":
-        advice = (
-            f"session_duration {role.session_duration} s is above the role's maximum session duration: "
-            "lower session_duration or raise the role's maximum"
-        )
-    elif code is not None and code.startswith("InvalidParameter."):
-        field_name = {
-            "InvalidParameter.RoleSessionName": "role_session_name",
-            "InvalidParameter.ExternalId": "external_id",
-            "InvalidParameter.PolicyGrammar": "policy",
-            "InvalidParameter.RoleArn": "role_arn",
-        }.get(code, "the role settings")
-        advice = f"check {field_name} in the connection's extra"
-    elif code is not None and code.startswith(_SOURCE_REJECTED_CODES):
-        advice = (
-            "STS rejected the source credentials: check the AccessKey ID (login) and Secret (password), "
-            "or the default chain's, and the machine's clock"
-        )
-    elif status is None:
-        endpoint = role.sts_endpoint or (
-            f"sts.{role.sts_region}.aliyuncs.com" if role.sts_region else "sts.aliyuncs.com"
-        )
-        advice = (
-            f"check that STS at https://{endpoint} is reachable (sts_endpoint / sts_region in the connection's "
-            "extra, the network, a proxy); alibabacloud-credentials speaks HTTPS only and verifies the "
-            "certificate (a local emulator needs --tls and its CA in SSL_CERT_FILE / REQUESTS_CA_BUNDLE)"
-        )
-    else:
-        advice = "check the connection's role settings and the role in RAM"
     return STSAssumeRoleError(
-        f"{prefix} ({sts}): {advice}.",
+        f"Connection {conn_id!r} could not assume RAM role {role.role_arn} ({sts}): "
+        f"{_assume_role_advice(code, status, role, source)}.",
         conn_id=conn_id,
         resource=role.role_arn,
         code=code,
         status=status,
         request_id=request_id,
     )
+
+
+def _sts_answer(text: str) -> tuple[int | None, str | None, str | None, str]:
+    """(HTTP status, Code, RequestId, Message) from alibabacloud-credentials' error text; the
+    status is None when STS did not answer."""
+    match = _STS_ANSWER.search(text)
+    if not match:
+        return None, None, None, text
+    try:
+        answer = json.loads(match.group("body"))
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        return int(match.group("status")), None, None, text
+    return int(match.group("status")), answer.get("Code"), answer.get("RequestId"), str(answer.get("Message") or text)
+
+
+def _assume_role_advice(code: str | None, status: int | None, role: RAMRoleSettings, source: str) -> str:
+    if code == "EntityNotExist.Role":
+        return (
+            "check role_arn in the connection's extra: the account id and the role name must be those "
+            "of the role in the account that owns the queue and the flow"
+        )
+    if code is not None and (code.startswith("NoPermission") or code in ("AccessDenied", "Forbidden.RAM")):
+        external = (
+            "that its sts:ExternalId condition equals the connection's external_id"
+            if role.external_id
+            else "whether it has an sts:ExternalId condition (then set external_id in the connection's extra)"
+        )
+        return (
+            f"check the role's trust policy: it must name the source identity ({source}) or its "
+            f"account, and {external}; and that the source identity may call sts:AssumeRole on the "
+            "role (AliyunSTSAssumeRoleAccess or a custom policy in its own account)"
+        )
+    if code == "InvalidParameter.DurationSeconds":
+        return (
+            f"session_duration {role.session_duration} s is above the role's maximum session duration: "
+            "lower session_duration or raise the role's maximum"
+        )
+    if code is not None and code.startswith("InvalidParameter."):
+        return f"check {_PARAMETER_FIELDS.get(code, 'the role settings')} in the connection's extra"
+    if code is not None and code.startswith(_SOURCE_REJECTED_CODES):
+        return (
+            "STS rejected the source credentials: check the AccessKey ID (login) and Secret (password), "
+            "or the default chain's, and the machine's clock"
+        )
+    if status is None:
+        endpoint = role.sts_endpoint or (
+            f"sts.{role.sts_region}.aliyuncs.com" if role.sts_region else "sts.aliyuncs.com"
+        )
+        return (
+            f"check that STS at https://{endpoint} is reachable (sts_endpoint / sts_region in the "
+            "connection's extra, the network, a proxy); alibabacloud-credentials speaks HTTPS only and "
+            "verifies the certificate (a local emulator needs --tls and its CA in SSL_CERT_FILE / "
+            "REQUESTS_CA_BUNDLE)"
+        )
+    return "check the connection's role settings and the role in RAM"
 
 
 # --- one source per connection settings, per process ------------------------------------------
