@@ -40,11 +40,12 @@ from airflow_provider_fnf.exceptions import (
 from airflow_provider_fnf.masking import mask_task_token_by_shape
 from airflow_provider_fnf.messages import (
     DEFAULT_TOKEN_KEYS,
+    JSONPathError,
+    compile_jsonpath,
     message_matches,
     parse_message,
     poison_reason,
     salvage_task_token,
-    validate_jsonpath,
 )
 
 if TYPE_CHECKING:
@@ -198,7 +199,10 @@ def validate_receive_arguments(
     if isinstance(token_keys, str) or not token_keys or not all(isinstance(k, str) and k for k in token_keys):
         raise ValueError(f"token_keys for {where} must be a non-empty list of key names, got {token_keys!r}")
     if isinstance(message_filtering, str):
-        validate_jsonpath(message_filtering)
+        try:
+            compile_jsonpath(message_filtering)  # a bad expression fails when the DAG is parsed
+        except JSONPathError as err:
+            raise JSONPathError(f"message_filtering for {where}: {err}") from None
     elif message_filtering is not None and not callable(message_filtering):
         raise ValueError(
             f"message_filtering for {where} must be a JSONPath string, a callable or None, "

@@ -268,7 +268,7 @@ def test_tokenless_plain_messages_pass_when_no_token_is_required():
         ({"lease_seconds": 0}, "lease_seconds"),
         ({"token_keys": "task_token"}, "token_keys"),
         ({"token_keys": []}, "token_keys"),
-        ({"message_filtering": "kind"}, "JSONPath"),
+        ({"message_filtering": "$.["}, "message_filtering for queue 'tasks': Invalid JSONPath"),
         ({"message_filtering": 42}, "message_filtering"),
         ({"max_receive_count": 0}, "max_receive_count"),
         ({"poison_policy": "explode"}, "poison_policy"),
