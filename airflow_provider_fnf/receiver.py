@@ -8,7 +8,7 @@ messages) and settles every message it got before handing any back:
   reported failed to Serverless Workflow with ``poison_error_name`` so the flow's retry/catch can
   act; then the poison policy runs: ``dead_letter`` (send the raw body to the dead-letter queue,
   then delete), ``delete``, or ``leave`` (untouched: it comes back after the visibility timeout);
-- a message the **filter** rejects is released at once (visibility 0), not left in flight;
+- a message the **filter** rejects is released at once (visibility 1 s), not left in flight;
 - every other message gets its **processing lease**: its visibility is set to ``lease_seconds``
   so it is not delivered again while its run works. The lease gives a new receipt handle, which
   is the one handed back. With ``delete_on_receipt`` (an explicit opt-in) it is deleted instead:
@@ -25,9 +25,16 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from airflow_provider_fnf import limits
+from airflow_provider_fnf.acknowledgement import (
+    POISON_POLICIES,
+    MNSMessageAcknowledger,
+    PoisonPolicy,
+    SettleOutcome,
+    resolve_poison_policy,
+)
 from airflow_provider_fnf.exceptions import (
     FnFConfigurationError,
     FnFProviderError,
@@ -54,11 +61,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PoisonOutcome = SettleOutcome | Literal["kept"]
+"""What handling a poison message did; ``kept`` when a step failed and it comes back later."""
+
 DEFAULT_LEASE_SECONDS = 3_600
 """Processing lease set on receipt: long enough for a typical run, well under MNS's 43,200 s."""
 POISON_ERROR_NAME = "Airflow.PoisonMessage"
 """The error reported to Serverless Workflow for an unusable message whose token could be read."""
-POISON_POLICIES = ("dead_letter", "delete", "leave")
 BODY_ENCODINGS = ("raw", "base64", "auto")
 
 
@@ -115,7 +124,7 @@ class MNSReceiveSettings:
     message_filtering_match_values: Sequence[Any] | None = None
     require_task_token: bool = True
     max_receive_count: int | None = None
-    poison_policy: str | None = None
+    poison_policy: PoisonPolicy | None = None
     dead_letter_queue_name: str | None = None
     report_poison_failures: bool = True
     poison_error_name: str = POISON_ERROR_NAME
@@ -149,15 +158,8 @@ class MNSReceiveSettings:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
-    def effective_poison_policy(self) -> str:
+    def effective_poison_policy(self) -> PoisonPolicy:
         return resolve_poison_policy(self.poison_policy, self.dead_letter_queue_name)
-
-
-def resolve_poison_policy(poison_policy: str | None, dead_letter_queue_name: str | None) -> str:
-    """``dead_letter`` when a dead-letter queue is named, else ``leave``, unless set explicitly."""
-    if poison_policy is not None:
-        return poison_policy
-    return "dead_letter" if dead_letter_queue_name else "leave"
 
 
 def validate_receive_arguments(
@@ -272,6 +274,11 @@ class MNSMessageReceiver:
         return self._mns_hook
 
     @property
+    def acknowledger(self) -> MNSMessageAcknowledger:
+        """Settles messages with this receiver's MNS hook (and so its body encoding)."""
+        return MNSMessageAcknowledger(self.mns_hook)
+
+    @property
     def fnf_hook(self) -> ServerlessWorkflowHook:
         if self._fnf_hook is None:
             from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
@@ -360,15 +367,14 @@ class MNSMessageReceiver:
             return
         if s.delete_on_receipt:
             try:
-                self.mns_hook.delete_message(s.queue_name, message["receipt_handle"])
+                deleted = self.acknowledger.ack(message)
             except FnFProviderError as error:
+                deleted = None
                 log.warning(
-                    "Could not delete message %s on receipt from MNS queue %s (%s): it is not handed "
-                    "out now and will be delivered again",
-                    mid,
-                    s.queue_name,
-                    error,
+                    "Could not delete message %s on receipt from MNS queue %s (%s)", mid, s.queue_name, error
                 )
+            if deleted != "deleted":
+                # Not handed out now: it will be delivered again (or its newer delivery is handed out).
                 result.dropped.append(mid)
                 return
             log.info("Deleted message %s from MNS queue %s on receipt (delete_on_receipt)", mid, s.queue_name)
@@ -382,56 +388,44 @@ class MNSMessageReceiver:
             result.messages.append(message)
             return
         try:
-            new_handle, next_visible = self.mns_hook.change_message_visibility(
-                s.queue_name, message["receipt_handle"], s.lease_seconds
-            )
+            leased = self.acknowledger.lease(message, s.lease_seconds)
         except FnFProviderError as error:
-            # Not handing it out is safe: it becomes visible again by itself and is received
-            # again; handing it out without a lease could start the same work twice.
+            leased = None
             log.warning(
-                "Could not set the %d s processing lease on message %s from MNS queue %s (%s): it is "
-                "not handed out now and will be delivered again",
+                "Could not set the %d s processing lease on message %s from MNS queue %s (%s)",
                 s.lease_seconds,
                 mid,
                 s.queue_name,
                 error,
             )
+        if leased is None:
+            # Not handing it out is safe: it becomes visible again by itself and is received
+            # again; handing it out without a lease could start the same work twice.
             result.dropped.append(mid)
             return
-        message["receipt_handle"] = new_handle
-        log.debug("Leased message %s on MNS queue %s until %s", mid, s.queue_name, next_visible)
+        message["receipt_handle"] = leased[0]
         result.messages.append(message)
 
     # -- settling ----------------------------------------------------------------------------
     def release(self, message: Mapping[str, Any], reason: str = "it does not match the filter") -> bool:
-        """Make a message visible again almost at once: its visibility is set to the service's
-        minimum, 1 s (the documented range of ChangeMessageVisibility starts at 1)."""
-        s = self.settings
+        """Make a message visible again almost at once (see
+        :meth:`~airflow_provider_fnf.acknowledgement.MNSMessageAcknowledger.release`). A release that
+        fails loses nothing: the message becomes visible after its visibility timeout."""
         try:
-            self.mns_hook.change_message_visibility(
-                s.queue_name, message["receipt_handle"], limits.MNS_MIN_VISIBILITY_TIMEOUT
-            )
+            return self.acknowledger.release(message, reason) == "released"
         except FnFProviderError as error:
             log.warning(
                 "Could not release message %s on MNS queue %s (%s): it becomes visible after its "
                 "visibility timeout",
                 message["message_id"],
-                s.queue_name,
+                self.settings.queue_name,
                 error,
             )
             return False
-        log.info(
-            "Released message %s on MNS queue %s: %s",
-            message["message_id"],
-            s.queue_name,
-            reason,
-        )
-        return True
 
-    def handle_poison(self, message: Mapping[str, Any], reason: str) -> str:
-        """Report (when a token can be read) and apply the poison policy. Returns what was done:
-        ``dead_lettered``, ``deleted``, ``left``, or ``kept`` when a step failed and the message
-        was left for a later delivery."""
+    def handle_poison(self, message: Mapping[str, Any], reason: str) -> PoisonOutcome:
+        """Report (when a token can be read) and apply the poison policy. Returns what was done;
+        ``kept`` when a step failed and the message was left for a later delivery."""
         s = self.settings
         mid = message["message_id"]
         policy = s.effective_poison_policy
@@ -467,30 +461,14 @@ class MNSMessageReceiver:
                     error,
                 )
                 return "kept"
-        if policy == "leave":
-            return "left"
-        if policy == "dead_letter":
-            assert s.dead_letter_queue_name is not None
-            try:
-                dead_id = self.mns_hook.send_message(s.dead_letter_queue_name, message.get("raw_body", ""))
-            except FnFProviderError as error:
-                log.warning(
-                    "Could not move poison message %s to dead-letter queue %s (%s): it is kept",
-                    mid,
-                    s.dead_letter_queue_name,
-                    error,
-                )
-                return "kept"
-            log.info(
-                "Sent poison message %s to dead-letter queue %s as message %s",
-                mid,
-                s.dead_letter_queue_name,
-                dead_id,
-            )
         try:
-            self.mns_hook.delete_message(s.queue_name, message["receipt_handle"])
+            return self.acknowledger.settle_poison(message, policy, s.dead_letter_queue_name)
         except FnFProviderError as error:
-            log.warning("Could not delete poison message %s from MNS queue %s (%s)", mid, s.queue_name, error)
+            log.warning(
+                "Could not settle poison message %s of MNS queue %s by policy %s (%s): it is kept",
+                mid,
+                s.queue_name,
+                policy,
+                error,
+            )
             return "kept"
-        log.info("Deleted poison message %s from MNS queue %s", mid, s.queue_name)
-        return "dead_lettered" if policy == "dead_letter" else "deleted"

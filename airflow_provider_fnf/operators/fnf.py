@@ -22,16 +22,15 @@ from airflow.sdk import BaseOperator, TriggerRule
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_fnf.acknowledgement import MNSMessageAcknowledger
 from airflow_provider_fnf.exceptions import (
     FnFConfigurationError,
-    MNSReceiptHandleError,
     ServerlessWorkflowError,
     ServerlessWorkflowInvalidTaskTokenError,
     ServerlessWorkflowOutputError,
     ServerlessWorkflowTaskAlreadyCompletedError,
 )
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
-from airflow_provider_fnf.hooks.mns import MNSHook
 from airflow_provider_fnf.limits import (
     FNF_MAX_CAUSE_CHARS,
     FNF_MAX_DESCRIBE_WAIT_SECONDS,
@@ -307,31 +306,21 @@ class ReportTarget:
 
 
 def delete_reported_message(target: ReportTarget, *, log: Any, run_id: str | None = None) -> bool:
-    """Delete the message of a task token that has been reported. Returns whether it was deleted.
+    """Delete the message of a task token that has been reported; return whether it was deleted.
 
-    A stale receipt handle is logged, not raised: the message was received again since (or
-    already deleted) and the dispatch reconciles it when it comes back. Other errors propagate.
+    A stale receipt handle is not an error (see :mod:`airflow_provider_fnf.acknowledgement`):
+    the newer delivery is reconciled by the dispatch. Other errors propagate.
     """
-    if not target.queue_name or not target.receipt_handle:
-        log.warning(
-            "Not deleting message %s (%s): no queue name or receipt handle",
-            target.message_id,
-            target.where(run_id),
-        )
+    if not target.queue_name:
+        log.warning("Not deleting message %s (%s): no queue name", target.message_id, target.where(run_id))
         return False
-    try:
-        MNSHook(mns_conn_id=target.mns_conn_id).delete_message(target.queue_name, target.receipt_handle)
-    except MNSReceiptHandleError as err:
-        log.warning(
-            "Message %s on queue %s was reported but not deleted: its receipt handle is stale (%s); "
-            "it will come back and be reconciled",
-            target.message_id,
-            target.queue_name,
-            err.code or err,
-        )
-        return False
-    log.info("Deleted message %s from queue %s", target.message_id, target.queue_name)
-    return True
+    acknowledger = MNSMessageAcknowledger.for_connection(target.mns_conn_id)
+    delivery = {
+        "message_id": target.message_id,
+        "queue_name": target.queue_name,
+        "receipt_handle": target.receipt_handle,
+    }
+    return acknowledger.ack(delivery) == "deleted"
 
 
 def report_failure(
