@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 from airflow.sdk import BaseOperator
 
 from airflow_provider_fnf.acknowledgement import MNSMessageAcknowledger
-from airflow_provider_fnf.exceptions import FnFProviderError, ServerlessWorkflowTaskAlreadyCompletedError
+from airflow_provider_fnf.exceptions import FnFProviderError
 from airflow_provider_fnf.masking import mask_task_token
 from airflow_provider_fnf.messages import dedupe_messages, messages_from_asset_events, run_id_for
+from airflow_provider_fnf.reporting import ReportTarget, report_failure
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -233,9 +234,10 @@ class MNSDispatchMessagesOperator(BaseOperator):
                 state,
             )
             return "running"
+        acknowledger = self.acknowledger(message["mns_conn_id"])
         if state == "success":
             self.log.info("Run %s of message %s succeeded before: deleting the message", run_id, mid)
-            self.acknowledger(message["mns_conn_id"]).ack(message)
+            acknowledger.ack(message)
             return "deleted"
         if self.failed_run_policy == "leave":
             self.log.warning(
@@ -246,15 +248,17 @@ class MNSDispatchMessagesOperator(BaseOperator):
                 state,
             )
             return "left"
-        token = message.get("task_token")
-        if token:
-            cause = f"Airflow DAG run {self.trigger_dag_id}/{run_id} for MNS message {mid} ended {state}."
-            try:
-                self.fnf_hook.report_task_failed(token, self.failed_run_error_name, cause)
-                self.log.info("Run %s of message %s is %s: reported its task failed", run_id, mid, state)
-            except ServerlessWorkflowTaskAlreadyCompletedError:
-                self.log.info(
-                    "Run %s of message %s is %s; its task was already completed", run_id, mid, state
-                )
-        self.acknowledger(message["mns_conn_id"]).ack(message)
+        target = ReportTarget.from_message(message)
+        if not target.task_token:
+            acknowledger.ack(message)
+            return "reported_failed"
+        report_failure(
+            target,
+            error=self.failed_run_error_name,
+            cause=f"Airflow DAG run {self.trigger_dag_id}/{run_id} for MNS message {mid} ended {state}.",
+            fnf_hook=self.fnf_hook,
+            log=self.log,
+            run_id=run_id,
+            acknowledger=acknowledger,
+        )
         return "reported_failed"
