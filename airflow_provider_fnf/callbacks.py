@@ -37,20 +37,22 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
 from airflow_provider_fnf.masking import redact_text
-from airflow_provider_fnf.operators.fnf import (
+from airflow_provider_fnf.operators.fnf import ServerlessWorkflowReportTaskOperator
+from airflow_provider_fnf.reporting import (
     DEFAULT_TASK_FAILED_ERROR,
     DEFAULT_TIMEOUT_ERROR,
     REPORT_XCOM_KEY,
     TASK_ERROR_XCOM_KEY,
     FailedTask,
     ReportTarget,
-    ServerlessWorkflowReportTaskOperator,
     check_error_name,
     collect_failed_tasks,
     error_name_for,
     failure_cause,
     report_failure,
+    state_key_owner,
     task_states_of_run,
     xcom_of_run,
 )
@@ -121,11 +123,7 @@ def _reported_message_ids(dag: Any, run_id: str) -> set[str | None]:
         return set()
     reported: set[str | None] = set()
     for key in task_states_of_run(dag.dag_id, run_id, report_ids):
-        task_id, map_index = key, -1
-        if key not in report_ids:
-            head, _, tail = key.rpartition("_")
-            if head in report_ids and tail.isdigit():
-                task_id, map_index = head, int(tail)
+        task_id, map_index = state_key_owner(key, report_ids) or (key, -1)
         record = xcom_of_run(dag.dag_id, run_id, task_id, map_index, REPORT_XCOM_KEY)
         if isinstance(record, Mapping):
             reported.add(record.get("message_id"))
@@ -211,7 +209,7 @@ def make_report_task_failed_callback(
                     target,
                     error=error_name,
                     cause=cause,
-                    fnf_conn_id=fnf_conn_id,
+                    fnf_hook=ServerlessWorkflowHook(fnf_conn_id),
                     log=log,
                     run_id=run_id,
                     delete_message=delete_message,

@@ -9,6 +9,7 @@ strips credentials and tokens from SDK messages before they go into our own exce
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -20,7 +21,14 @@ except ImportError:  # pragma: no cover - Airflow 3.0
         mask_secret as _airflow_mask_secret,
     )
 
-__all__ = ["mask_secret", "mask_task_token", "mask_task_token_by_shape", "redact_text", "scrub_exception_chain"]
+__all__ = [
+    "AIRFLOW_MASKER",
+    "mask_secret",
+    "mask_task_token",
+    "mask_task_token_by_shape",
+    "redact_text",
+    "scrub_exception_chain",
+]
 
 _MASKED: set[str] = set()
 """Values already registered in this process: registering is not free, tokens repeat."""
@@ -73,24 +81,69 @@ def mask_task_token_by_shape(token: str | None) -> str | None:
     """
     if not token:
         return token
-    if TASK_TOKEN_SHAPE.fullmatch(token) and _register_token_shape():
+    if TASK_TOKEN_SHAPE.fullmatch(token) and AIRFLOW_MASKER.add_pattern(_TASK_TOKEN_SHAPE_PATTERN):
         return token
     return mask_task_token(token)
 
 
-def _register_token_shape() -> bool:
-    try:
+class AirflowMaskerShim:
+    """The one place that reaches into Airflow's private secrets masker.
+
+    Airflow's public ``mask_secret`` registers literal values only; a pattern needs the masker
+    itself: ``airflow.sdk.log._secrets_masker()``, whose ``patterns`` (a set of regular
+    expressions) ``add_mask`` joins into ``replacer`` every time it learns a secret, and whose
+    ``replacer`` every redaction uses. :meth:`shape_problem` says what no longer holds when an
+    Airflow release changes that; tests/unit/test_masking.py fails on it, and at run time the
+    provider then falls back to literal masking (safe, only slower) and logs it once.
+    """
+
+    def __init__(self) -> None:
+        self._warned = False
+
+    @staticmethod
+    def masker() -> Any:
         from airflow.sdk.log import _secrets_masker  # private: the masker has no public pattern API
-    except ImportError:  # pragma: no cover - other Airflow versions: fall back to literal masking
-        return False
-    masker = _secrets_masker()
-    patterns = getattr(masker, "patterns", None)
-    if not isinstance(patterns, set):  # pragma: no cover - a masker we do not know
-        return False
-    if _TASK_TOKEN_SHAPE_PATTERN not in patterns:
-        patterns.add(_TASK_TOKEN_SHAPE_PATTERN)
-        masker.replacer = re.compile("|".join(patterns))
-    return True
+
+        return _secrets_masker()
+
+    def shape_problem(self) -> str | None:
+        """None when the masker has the shape we rely on, else what differs."""
+        try:
+            masker = self.masker()
+        except ImportError as err:
+            return f"airflow.sdk.log._secrets_masker cannot be imported ({err})"
+        patterns = getattr(masker, "patterns", None)
+        if not isinstance(patterns, set) or not all(isinstance(p, str) for p in patterns):
+            return f"the masker's patterns are not a set of strings (got {type(patterns).__name__})"
+        replacer = getattr(masker, "replacer", None)
+        if replacer is not None and not isinstance(replacer, re.Pattern):
+            return (
+                f"the masker's replacer is not a compiled regular expression (got {type(replacer).__name__})"
+            )
+        if not callable(getattr(masker, "add_mask", None)):
+            return "the masker has no add_mask"
+        return None
+
+    def add_pattern(self, pattern: str) -> bool:
+        """Register a regular expression with the masker; False (and one log line) when its shape
+        is not the one we know, so that the caller falls back to literal masking."""
+        problem = self.shape_problem()
+        if problem is not None:
+            if not self._warned:
+                self._warned = True
+                logging.getLogger(__name__).warning(
+                    "Airflow's secrets masker changed (%s): task tokens are masked one by one instead",
+                    problem,
+                )
+            return False
+        masker = self.masker()
+        if pattern not in masker.patterns:
+            masker.patterns.add(pattern)
+            masker.replacer = re.compile("|".join(masker.patterns))
+        return True
+
+
+AIRFLOW_MASKER = AirflowMaskerShim()
 
 
 _TASK_TOKEN_ANY_FORM = re.compile(_TASK_TOKEN_SHAPE_PATTERN)

@@ -5,20 +5,25 @@ A message received from Simple Message Queue (MNS) becomes one flat, JSON-safe d
 a dispatched worker run gets as ``dag_run.conf``; the report operator reads its task token,
 queue name, receipt handle, message id and connection id from it.
 
-This module does no I/O: it parses, extracts task tokens, derives run ids and filters.
+This module does no I/O: it parses, extracts task tokens, derives run ids and filters
+(``message_filtering`` JSONPath expressions through jsonpath-ng).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_fnf.masking import mask_task_token
+
+if TYPE_CHECKING:
+    from jsonpath_ng import JSONPath
 
 DEFAULT_TOKEN_KEYS: tuple[str, ...] = ("task_token", "taskToken")
 """Where a waitForCallback step's task token is looked for in a JSON body, in this order.
@@ -307,95 +312,33 @@ def messages_from_asset_events(triggering_asset_events: Any) -> list[dict[str, A
 
 # --- filters -------------------------------------------------------------------------------
 class JSONPathError(ValueError):
-    """A JSONPath expression outside the supported subset."""
-
-
-_TOKEN = re.compile(
-    r"""\.\.(?P<deep>[A-Za-z_$][\w$-]*|\*)      # ..name or ..*
-      | \.(?P<name>[A-Za-z_$][\w$-]*|\*)       # .name or .*
-      | \[\s*(?P<index>-?\d+)\s*\]             # [0]
-      | \[\s*\*\s*\]                           # [*]
-      | \[\s*'(?P<sq>[^']*)'\s*\]              # ['name']
-      | \[\s*"(?P<dq>[^"]*)"\s*\]              # ["name"]
-    """,
-    re.VERBOSE,
-)
-
-
-def _compile_jsonpath(expression: str) -> list[tuple[str, Any]]:
-    if not isinstance(expression, str) or not expression.startswith("$"):
-        raise JSONPathError(f"A JSONPath expression must start with '$' (got {expression!r})")
-    steps: list[tuple[str, Any]] = []
-    pos = 1
-    while pos < len(expression):
-        match = _TOKEN.match(expression, pos)
-        if not match:
-            raise JSONPathError(
-                f"Unsupported JSONPath {expression!r} at position {pos}: "
-                "supported are $, .name, ['name'], [n], [*], .*, ..name"
-            )
-        if match.group("deep") is not None:
-            steps.append(("deep", match.group("deep")))
-        elif match.group("name") is not None:
-            name = match.group("name")
-            steps.append(("wild", None) if name == "*" else ("key", name))
-        elif match.group("index") is not None:
-            steps.append(("index", int(match.group("index"))))
-        elif match.group("sq") is not None:
-            steps.append(("key", match.group("sq")))
-        elif match.group("dq") is not None:
-            steps.append(("key", match.group("dq")))
-        else:
-            steps.append(("wild", None))
-        pos = match.end()
-    return steps
-
-
-def _children(value: Any) -> list[Any]:
-    if isinstance(value, Mapping):
-        return list(value.values())
-    if isinstance(value, list):
-        return list(value)
-    return []
-
-
-def _descendants(value: Any) -> Iterable[Any]:
-    yield value
-    for child in _children(value):
-        yield from _descendants(child)
-
-
-def jsonpath_find(expression: str, document: Any) -> list[Any]:
-    """Values matched by a JSONPath expression (a pure-python subset: ``$``, ``.name``,
-    ``['name']``, ``[n]``, ``[*]``, ``.*``, ``..name``)."""
-    current = [document]
-    for kind, arg in _compile_jsonpath(expression):
-        found: list[Any] = []
-        for value in current:
-            if kind == "key":
-                if isinstance(value, Mapping) and arg in value:
-                    found.append(value[arg])
-            elif kind == "index":
-                if isinstance(value, list) and -len(value) <= arg < len(value):
-                    found.append(value[arg])
-            elif kind == "wild":
-                found.extend(_children(value))
-            elif kind == "deep":
-                for node in _descendants(value):
-                    if arg == "*":
-                        found.extend(_children(node))
-                    elif isinstance(node, Mapping) and arg in node:
-                        found.append(node[arg])
-        current = found
-    return current
-
-
-def validate_jsonpath(expression: str) -> None:
-    """Raise :class:`JSONPathError` naming the problem when the expression is not supported."""
-    _compile_jsonpath(expression)
+    """A ``message_filtering`` expression jsonpath-ng cannot parse."""
 
 
 MessageFilter = Callable[[dict[str, Any]], bool]
+
+
+@functools.lru_cache(maxsize=256)
+def compile_jsonpath(expression: str) -> JSONPath:
+    """The parsed expression, with jsonpath-ng's extensions (filters such as ``[?(@.n > 1)]``,
+    as Airflow's Amazon ``SqsSensor`` parses it).
+
+    :raises JSONPathError: naming the expression and what the parser found.
+    """
+    from jsonpath_ng.exceptions import JSONPathError as ParserError
+    from jsonpath_ng.ext import parse
+
+    if not isinstance(expression, str) or not expression.strip():
+        raise JSONPathError(f"A JSONPath expression must be a non-empty string (got {expression!r})")
+    try:
+        return parse(expression)
+    except (ParserError, ValueError, TypeError) as err:  # jsonpath-ng's lexer and parser errors
+        raise JSONPathError(f"Invalid JSONPath {expression!r}: {err}") from None
+
+
+def jsonpath_find(expression: str, document: Any) -> list[Any]:
+    """The values a JSONPath expression matches in ``document``."""
+    return [match.value for match in compile_jsonpath(expression).find(document)]
 
 
 def message_matches(

@@ -8,7 +8,7 @@ messages) and settles every message it got before handing any back:
   reported failed to Serverless Workflow with ``poison_error_name`` so the flow's retry/catch can
   act; then the poison policy runs: ``dead_letter`` (send the raw body to the dead-letter queue,
   then delete), ``delete``, or ``leave`` (untouched: it comes back after the visibility timeout);
-- a message the **filter** rejects is released at once (visibility 0), not left in flight;
+- a message the **filter** rejects is released at once (visibility 1 s), not left in flight;
 - every other message gets its **processing lease**: its visibility is set to ``lease_seconds``
   so it is not delivered again while its run works. The lease gives a new receipt handle, which
   is the one handed back. With ``delete_on_receipt`` (an explicit opt-in) it is deleted instead:
@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_fnf import limits
+from airflow_provider_fnf.acknowledgement import MNSMessageAcknowledger, SettleOutcome
 from airflow_provider_fnf.exceptions import (
     FnFConfigurationError,
     FnFProviderError,
@@ -38,28 +38,17 @@ from airflow_provider_fnf.exceptions import (
     ServerlessWorkflowTaskAlreadyCompletedError,
 )
 from airflow_provider_fnf.masking import mask_task_token_by_shape
-from airflow_provider_fnf.messages import (
-    DEFAULT_TOKEN_KEYS,
-    message_matches,
-    parse_message,
-    poison_reason,
-    salvage_task_token,
-    validate_jsonpath,
-)
+from airflow_provider_fnf.messages import message_matches, parse_message, poison_reason, salvage_task_token
+from airflow_provider_fnf.receive_settings import MNSReceiveSettings
 
 if TYPE_CHECKING:
     from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
-    from airflow_provider_fnf.hooks.mns import BodyEncoding, MNSHook
+    from airflow_provider_fnf.hooks.mns import MNSHook
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LEASE_SECONDS = 3_600
-"""Processing lease set on receipt: long enough for a typical run, well under MNS's 43,200 s."""
-POISON_ERROR_NAME = "Airflow.PoisonMessage"
-"""The error reported to Serverless Workflow for an unusable message whose token could be read."""
-POISON_POLICIES = ("dead_letter", "delete", "leave")
-BODY_ENCODINGS = ("raw", "base64", "auto")
-
+PoisonOutcome = SettleOutcome | Literal["kept"]
+"""What handling a poison message did; ``kept`` when a step failed and it comes back later."""
 
 LEASE_MATCH_TOLERANCE_SECONDS = 2.0
 """How far a received message's visibility may be from ``lease_seconds`` and still count as the
@@ -98,140 +87,6 @@ def is_retryable(error: BaseException) -> bool:
     return isinstance(error, (OSError, TimeoutError, ConnectionError))
 
 
-@dataclass(frozen=True)
-class MNSReceiveSettings:
-    """What the sensor and the trigger pass to the receiver; every field is JSON-safe except a
-    callable ``message_filtering``, which only the sensor's worker-side code may use."""
-
-    queue_name: str
-    mns_conn_id: str = "mns_default"
-    fnf_conn_id: str = "fnf_default"
-    max_messages: int = limits.MNS_MAX_BATCH_SIZE
-    lease_seconds: int = DEFAULT_LEASE_SECONDS
-    delete_on_receipt: bool = False
-    token_keys: Sequence[str] = DEFAULT_TOKEN_KEYS
-    message_filtering: str | Callable[[dict[str, Any]], bool] | None = None
-    message_filtering_match_values: Sequence[Any] | None = None
-    require_task_token: bool = True
-    max_receive_count: int | None = None
-    poison_policy: str | None = None
-    dead_letter_queue_name: str | None = None
-    report_poison_failures: bool = True
-    poison_error_name: str = POISON_ERROR_NAME
-    body_encoding: str = "raw"
-
-    def __post_init__(self) -> None:
-        validate_receive_arguments(
-            queue_name=self.queue_name,
-            max_messages=self.max_messages,
-            lease_seconds=self.lease_seconds,
-            token_keys=self.token_keys,
-            message_filtering=self.message_filtering,
-            max_receive_count=self.max_receive_count,
-            poison_policy=self.poison_policy,
-            dead_letter_queue_name=self.dead_letter_queue_name,
-            poison_error_name=self.poison_error_name,
-            body_encoding=self.body_encoding,
-        )
-
-    @classmethod
-    def from_attributes(cls, source: Any, **overrides: Any) -> MNSReceiveSettings:
-        """The settings a sensor or a trigger holds as attributes of the same names, with
-        ``overrides`` applied."""
-        values = {f.name: getattr(source, f.name) for f in fields(cls)}
-        values.update(overrides)
-        values["token_keys"] = tuple(values["token_keys"])
-        return cls(**values)
-
-    def arguments(self) -> dict[str, Any]:
-        """The settings as keyword arguments (for :class:`~airflow_provider_fnf.triggers.mns.MNSMessageTrigger`)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @property
-    def effective_poison_policy(self) -> str:
-        return resolve_poison_policy(self.poison_policy, self.dead_letter_queue_name)
-
-
-def resolve_poison_policy(poison_policy: str | None, dead_letter_queue_name: str | None) -> str:
-    """``dead_letter`` when a dead-letter queue is named, else ``leave``, unless set explicitly."""
-    if poison_policy is not None:
-        return poison_policy
-    return "dead_letter" if dead_letter_queue_name else "leave"
-
-
-def validate_receive_arguments(
-    *,
-    queue_name: str,
-    max_messages: int,
-    lease_seconds: int,
-    token_keys: Sequence[str],
-    message_filtering: Any,
-    max_receive_count: int | None,
-    poison_policy: str | None,
-    dead_letter_queue_name: str | None,
-    poison_error_name: str,
-    body_encoding: str,
-    wait_time_seconds: int | None = None,
-) -> None:
-    """Check user arguments against the service limits; the error names the argument and the queue."""
-    where = f"queue {queue_name!r}"
-    if not isinstance(queue_name, str) or not queue_name.strip():
-        raise ValueError(f"queue_name must be a non-empty string, got {queue_name!r}")
-    if not isinstance(max_messages, int) or not 1 <= max_messages <= limits.MNS_MAX_BATCH_SIZE:
-        raise ValueError(
-            f"max_messages for {where} must be 1..{limits.MNS_MAX_BATCH_SIZE} (an MNS batch), got {max_messages!r}"
-        )
-    if wait_time_seconds is not None and (
-        not isinstance(wait_time_seconds, int) or not 0 <= wait_time_seconds <= limits.MNS_MAX_WAIT_SECONDS
-    ):
-        raise ValueError(
-            f"wait_time_seconds for {where} must be 0..{limits.MNS_MAX_WAIT_SECONDS} (MNS long poll), "
-            f"got {wait_time_seconds!r}"
-        )
-    if not isinstance(lease_seconds, int) or not (
-        limits.MNS_MIN_VISIBILITY_TIMEOUT <= lease_seconds <= limits.MNS_MAX_VISIBILITY_TIMEOUT
-    ):
-        raise ValueError(
-            f"lease_seconds for {where} must be {limits.MNS_MIN_VISIBILITY_TIMEOUT}.."
-            f"{limits.MNS_MAX_VISIBILITY_TIMEOUT} (MNS visibility timeout), got {lease_seconds!r}"
-        )
-    if isinstance(token_keys, str) or not token_keys or not all(isinstance(k, str) and k for k in token_keys):
-        raise ValueError(f"token_keys for {where} must be a non-empty list of key names, got {token_keys!r}")
-    if isinstance(message_filtering, str):
-        validate_jsonpath(message_filtering)
-    elif message_filtering is not None and not callable(message_filtering):
-        raise ValueError(
-            f"message_filtering for {where} must be a JSONPath string, a callable or None, "
-            f"got {type(message_filtering).__name__}"
-        )
-    if max_receive_count is not None and (not isinstance(max_receive_count, int) or max_receive_count < 1):
-        raise ValueError(
-            f"max_receive_count for {where} must be a positive integer or None, got {max_receive_count!r}"
-        )
-    if poison_policy is not None and poison_policy not in POISON_POLICIES:
-        raise ValueError(
-            f"poison_policy for {where} must be one of {', '.join(POISON_POLICIES)}, got {poison_policy!r}"
-        )
-    if (
-        resolve_poison_policy(poison_policy, dead_letter_queue_name) == "dead_letter"
-        and not dead_letter_queue_name
-    ):
-        raise ValueError(f"poison_policy 'dead_letter' for {where} needs dead_letter_queue_name")
-    if dead_letter_queue_name is not None and dead_letter_queue_name == queue_name:
-        raise ValueError(f"dead_letter_queue_name must differ from the queue it serves ({where})")
-    if (
-        not isinstance(poison_error_name, str)
-        or not 1 <= len(poison_error_name) <= limits.FNF_MAX_ERROR_CHARS
-    ):
-        raise ValueError(
-            f"poison_error_name for {where} must be 1..{limits.FNF_MAX_ERROR_CHARS} characters, got {poison_error_name!r}"
-        )
-    if body_encoding not in BODY_ENCODINGS:
-        raise ValueError(
-            f"body_encoding for {where} must be one of {', '.join(BODY_ENCODINGS)}, got {body_encoding!r}"
-        )
-
-
 @dataclass
 class ReceiveResult:
     """What one receive did: the messages to work on (leased) and what was settled otherwise."""
@@ -263,9 +118,13 @@ class MNSMessageReceiver:
         if self._mns_hook is None:
             from airflow_provider_fnf.hooks.mns import MNSHook
 
-            encoding = cast("BodyEncoding", self.settings.body_encoding)  # validated in __post_init__
-            self._mns_hook = MNSHook(self.settings.mns_conn_id, body_encoding=encoding)
+            self._mns_hook = MNSHook(self.settings.mns_conn_id, body_encoding=self.settings.body_encoding)
         return self._mns_hook
+
+    @property
+    def acknowledger(self) -> MNSMessageAcknowledger:
+        """Settles messages with this receiver's MNS hook (and so its body encoding)."""
+        return MNSMessageAcknowledger(self.mns_hook)
 
     @property
     def fnf_hook(self) -> ServerlessWorkflowHook:
@@ -356,15 +215,14 @@ class MNSMessageReceiver:
             return
         if s.delete_on_receipt:
             try:
-                self.mns_hook.delete_message(s.queue_name, message["receipt_handle"])
+                deleted = self.acknowledger.ack(message)
             except FnFProviderError as error:
+                deleted = None
                 log.warning(
-                    "Could not delete message %s on receipt from MNS queue %s (%s): it is not handed "
-                    "out now and will be delivered again",
-                    mid,
-                    s.queue_name,
-                    error,
+                    "Could not delete message %s on receipt from MNS queue %s (%s)", mid, s.queue_name, error
                 )
+            if deleted != "deleted":
+                # Not handed out now: it will be delivered again (or its newer delivery is handed out).
                 result.dropped.append(mid)
                 return
             log.info("Deleted message %s from MNS queue %s on receipt (delete_on_receipt)", mid, s.queue_name)
@@ -378,56 +236,44 @@ class MNSMessageReceiver:
             result.messages.append(message)
             return
         try:
-            new_handle, next_visible = self.mns_hook.change_message_visibility(
-                s.queue_name, message["receipt_handle"], s.lease_seconds
-            )
+            leased = self.acknowledger.lease(message, s.lease_seconds)
         except FnFProviderError as error:
-            # Not handing it out is safe: it becomes visible again by itself and is received
-            # again; handing it out without a lease could start the same work twice.
+            leased = None
             log.warning(
-                "Could not set the %d s processing lease on message %s from MNS queue %s (%s): it is "
-                "not handed out now and will be delivered again",
+                "Could not set the %d s processing lease on message %s from MNS queue %s (%s)",
                 s.lease_seconds,
                 mid,
                 s.queue_name,
                 error,
             )
+        if leased is None:
+            # Not handing it out is safe: it becomes visible again by itself and is received
+            # again; handing it out without a lease could start the same work twice.
             result.dropped.append(mid)
             return
-        message["receipt_handle"] = new_handle
-        log.debug("Leased message %s on MNS queue %s until %s", mid, s.queue_name, next_visible)
+        message["receipt_handle"] = leased[0]
         result.messages.append(message)
 
     # -- settling ----------------------------------------------------------------------------
     def release(self, message: Mapping[str, Any], reason: str = "it does not match the filter") -> bool:
-        """Make a message visible again almost at once: its visibility is set to the service's
-        minimum, 1 s (the documented range of ChangeMessageVisibility starts at 1)."""
-        s = self.settings
+        """Make a message visible again almost at once (see
+        :meth:`~airflow_provider_fnf.acknowledgement.MNSMessageAcknowledger.release`). A release that
+        fails loses nothing: the message becomes visible after its visibility timeout."""
         try:
-            self.mns_hook.change_message_visibility(
-                s.queue_name, message["receipt_handle"], limits.MNS_MIN_VISIBILITY_TIMEOUT
-            )
+            return self.acknowledger.release(message, reason) == "released"
         except FnFProviderError as error:
             log.warning(
                 "Could not release message %s on MNS queue %s (%s): it becomes visible after its "
                 "visibility timeout",
                 message["message_id"],
-                s.queue_name,
+                self.settings.queue_name,
                 error,
             )
             return False
-        log.info(
-            "Released message %s on MNS queue %s: %s",
-            message["message_id"],
-            s.queue_name,
-            reason,
-        )
-        return True
 
-    def handle_poison(self, message: Mapping[str, Any], reason: str) -> str:
-        """Report (when a token can be read) and apply the poison policy. Returns what was done:
-        ``dead_lettered``, ``deleted``, ``left``, or ``kept`` when a step failed and the message
-        was left for a later delivery."""
+    def handle_poison(self, message: Mapping[str, Any], reason: str) -> PoisonOutcome:
+        """Report (when a token can be read) and apply the poison policy. Returns what was done;
+        ``kept`` when a step failed and the message was left for a later delivery."""
         s = self.settings
         mid = message["message_id"]
         policy = s.effective_poison_policy
@@ -463,30 +309,14 @@ class MNSMessageReceiver:
                     error,
                 )
                 return "kept"
-        if policy == "leave":
-            return "left"
-        if policy == "dead_letter":
-            assert s.dead_letter_queue_name is not None
-            try:
-                dead_id = self.mns_hook.send_message(s.dead_letter_queue_name, message.get("raw_body", ""))
-            except FnFProviderError as error:
-                log.warning(
-                    "Could not move poison message %s to dead-letter queue %s (%s): it is kept",
-                    mid,
-                    s.dead_letter_queue_name,
-                    error,
-                )
-                return "kept"
-            log.info(
-                "Sent poison message %s to dead-letter queue %s as message %s",
-                mid,
-                s.dead_letter_queue_name,
-                dead_id,
-            )
         try:
-            self.mns_hook.delete_message(s.queue_name, message["receipt_handle"])
+            return self.acknowledger.settle_poison(message, policy, s.dead_letter_queue_name)
         except FnFProviderError as error:
-            log.warning("Could not delete poison message %s from MNS queue %s (%s)", mid, s.queue_name, error)
+            log.warning(
+                "Could not settle poison message %s of MNS queue %s by policy %s (%s): it is kept",
+                mid,
+                s.queue_name,
+                policy,
+                error,
+            )
             return "kept"
-        log.info("Deleted poison message %s from MNS queue %s", mid, s.queue_name)
-        return "dead_lettered" if policy == "dead_letter" else "deleted"

@@ -107,7 +107,8 @@ class RestFeeder(threading.Thread):
 
     def __init__(self, stack: LocalStack, queue: str) -> None:
         super().__init__(name="rest-feeder", daemon=True)
-        from airflow_provider_fnf.receiver import MNSMessageReceiver, MNSReceiveSettings
+        from airflow_provider_fnf.receive_settings import MNSReceiveSettings
+        from airflow_provider_fnf.receiver import MNSMessageReceiver
 
         self.stack = stack
         self.queue = queue

@@ -25,7 +25,8 @@ from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_fnf.hooks.mns import MNSHook
-from airflow_provider_fnf.triggers.mns import DEFAULT_WAIT_TIME_SECONDS, MNSMessageTrigger
+from airflow_provider_fnf.receive_settings import DEFAULT_WAIT_TIME_SECONDS
+from airflow_provider_fnf.triggers.mns import MNSMessageTrigger
 from bench._common import EmulatorProcess, connections, rounded
 
 if TYPE_CHECKING:

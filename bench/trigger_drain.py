@@ -58,7 +58,7 @@ from fnf_emulator.server import Emulator
 
 from airflow_provider_fnf.hooks.mns import MNSHook
 from airflow_provider_fnf.limits import MNS_MAX_BATCH_SIZE
-from airflow_provider_fnf.receiver import DEFAULT_LEASE_SECONDS
+from airflow_provider_fnf.receive_settings import DEFAULT_LEASE_SECONDS
 from airflow_provider_fnf.triggers import mns as mns_trigger
 from airflow_provider_fnf.triggers.mns import MNSMessageTrigger
 from bench._common import connections, rounded

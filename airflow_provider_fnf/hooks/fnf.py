@@ -9,7 +9,6 @@ when the token was reported before, which callers treat as done. Task tokens are
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -37,7 +36,6 @@ from airflow_provider_fnf.exceptions import (
     ServerlessWorkflowExecutionNotFoundError,
     ServerlessWorkflowFlowNotFoundError,
     ServerlessWorkflowInvalidTaskTokenError,
-    ServerlessWorkflowOutputError,
     ServerlessWorkflowTaskAlreadyCompletedError,
     ServerlessWorkflowThrottledError,
 )
@@ -50,15 +48,14 @@ from airflow_provider_fnf.hooks._common import (
     untrusted_certificate_advice,
 )
 from airflow_provider_fnf.limits import (
-    FNF_MAX_CAUSE_CHARS,
     FNF_MAX_DESCRIBE_WAIT_SECONDS,
     FNF_MAX_ERROR_CHARS,
     FNF_MAX_HISTORY_LIMIT,
     FNF_MAX_LIST_LIMIT,
     FNF_MAX_NAME_CHARS,
-    FNF_MAX_OUTPUT_BYTES,
 )
 from airflow_provider_fnf.masking import mask_task_token, redact_text, scrub_exception_chain
+from airflow_provider_fnf.reporting import json_object_text, truncate_cause
 
 if TYPE_CHECKING:
     from alibabacloud_fnf20190315.client import Client as FnFClient
@@ -95,8 +92,6 @@ DEFAULT_THROTTLE_RETRY_SECONDS = 120.0
 _THROTTLE_CODES = frozenset({"ResourceThrottled", "Throttling", "Throttling.User", "Throttling.Api"})
 _RETRYABLE_CODES = _THROTTLE_CODES | {"TaskInvalidState", "InternalServerError", "ServiceUnavailable"}
 _INVALID_TOKEN_CODES = frozenset({"InvalidArgument", "InvalidTaskToken", "InvalidParameter.TaskToken"})
-TRUNCATION_MARKER = "...[truncated {n} chars]"
-"""Appended to a Cause cut down to Serverless Workflow's 4,096 characters."""
 
 
 @dataclass(frozen=True)
@@ -420,7 +415,7 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         from alibabacloud_fnf20190315.models import ReportTaskSucceededRequest
 
         token = _check_token(task_token)
-        text = json_object_text(output, what="Output")
+        text = json_object_text(output, what="the Output")
         request = ReportTaskSucceededRequest(task_token=token, output=text)
         body = self._call(
             "ReportTaskSucceeded",
@@ -475,7 +470,7 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         _check_name("flow_name", flow_name)
         name = execution_name or f"airflow-{uuid.uuid4()}"
         _check_name("execution_name", name)
-        text = json_object_text(input, what="Input") if input is not None else None
+        text = json_object_text(input, what="the Input") if input is not None else None
         request = StartExecutionRequest(flow_name=flow_name, execution_name=name, input=text)
         body = self._call(
             "StartExecution",
@@ -776,49 +771,3 @@ def _check_name(what: str, name: str) -> None:
         raise FnFConfigurationError(
             f"Serverless Workflow {what} must be 1..{FNF_MAX_NAME_CHARS} characters, got {name!r}"
         )
-
-
-def json_object_text(value: Mapping[str, Any] | str | None, *, what: str = "Output") -> str:
-    """``value`` as compact JSON text of an object of at most 32 KiB (UTF-8).
-
-    :raises ServerlessWorkflowOutputError: not a JSON object, not serializable, or too large.
-    """
-    if isinstance(value, str):
-        try:
-            parsed = json.loads(value)
-        except ValueError as exc:
-            raise ServerlessWorkflowOutputError(f"{what} is not valid JSON text: {exc}") from exc
-        if not isinstance(parsed, dict):
-            raise ServerlessWorkflowOutputError(
-                f"{what} must be a JSON object (it becomes the step's $local), got a JSON {type(parsed).__name__}"
-            )
-        text = value
-    elif isinstance(value, Mapping):
-        try:
-            text = json.dumps(dict(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ServerlessWorkflowOutputError(f"{what} cannot be serialized to JSON: {exc}") from exc
-    else:
-        raise ServerlessWorkflowOutputError(
-            f"{what} must be a dict or the JSON text of an object, got {type(value).__name__}"
-        )
-    size = len(text.encode("utf-8"))
-    if size > FNF_MAX_OUTPUT_BYTES:
-        raise ServerlessWorkflowOutputError(
-            f"{what} is {size} bytes, over Serverless Workflow's {FNF_MAX_OUTPUT_BYTES}-byte limit per event: "
-            "keep large results elsewhere (object storage, a database) and report a reference to them"
-        )
-    return text
-
-
-def truncate_cause(cause: str, limit: int = FNF_MAX_CAUSE_CHARS) -> str:
-    """``cause`` cut to ``limit`` characters, ending in a visible ``...[truncated N chars]`` marker."""
-    if len(cause) <= limit:
-        return cause
-    dropped = len(cause) - limit
-    while True:
-        marker = TRUNCATION_MARKER.format(n=dropped)
-        keep = limit - len(marker)
-        if len(cause) - keep == dropped:
-            return cause[:keep] + marker
-        dropped = len(cause) - keep

@@ -24,17 +24,15 @@ failed                 ``failed_run_policy="report_failed"``: the task is report
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_fnf.exceptions import (
-    FnFProviderError,
-    MNSReceiptHandleError,
-    ServerlessWorkflowTaskAlreadyCompletedError,
-)
+from airflow_provider_fnf.acknowledgement import MNSMessageAcknowledger
+from airflow_provider_fnf.exceptions import FnFProviderError
 from airflow_provider_fnf.masking import mask_task_token
 from airflow_provider_fnf.messages import dedupe_messages, messages_from_asset_events, run_id_for
+from airflow_provider_fnf.reporting import ReportTarget, report_failure
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -43,7 +41,11 @@ if TYPE_CHECKING:
     from airflow_provider_fnf.hooks.mns import MNSHook
 
 FAILED_RUN_ERROR_NAME = "Airflow.DagRunFailed"
-FAILED_RUN_POLICIES = ("report_failed", "leave")
+FailedRunPolicy = Literal["report_failed", "leave"]
+FAILED_RUN_POLICIES: tuple[FailedRunPolicy, ...] = get_args(FailedRunPolicy)
+DispatchOutcome = Literal["started", "running", "deleted", "reported_failed", "left"]
+"""What dispatching one message did: the keys of the operator's summary."""
+DISPATCH_OUTCOMES: tuple[DispatchOutcome, ...] = get_args(DispatchOutcome)
 _RUNNING_STATES = frozenset({"queued", "running"})
 
 
@@ -116,7 +118,7 @@ class MNSDispatchMessagesOperator(BaseOperator):
         trigger_dag_id: str,
         messages: Any = None,
         fnf_conn_id: str = "fnf_default",
-        failed_run_policy: str = "report_failed",
+        failed_run_policy: FailedRunPolicy = "report_failed",
         failed_run_error_name: str = FAILED_RUN_ERROR_NAME,
         note: str | None = None,
         **kwargs: Any,
@@ -144,6 +146,9 @@ class MNSDispatchMessagesOperator(BaseOperator):
 
             self._mns_hooks[conn_id] = MNSHook(conn_id)
         return self._mns_hooks[conn_id]
+
+    def acknowledger(self, conn_id: str) -> MNSMessageAcknowledger:
+        return MNSMessageAcknowledger(self.mns_hook(conn_id))
 
     @property
     def fnf_hook(self) -> ServerlessWorkflowHook:
@@ -180,13 +185,7 @@ class MNSDispatchMessagesOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, list[str]]:
         messages = self._messages(context)
-        summary: dict[str, list[str]] = {
-            "started": [],
-            "running": [],
-            "deleted": [],
-            "reported_failed": [],
-            "left": [],
-        }
+        summary: dict[str, list[str]] = {outcome: [] for outcome in DISPATCH_OUTCOMES}
         errors: list[str] = []
         for message in messages:
             mask_task_token(message.get("task_token"))
@@ -218,7 +217,7 @@ class MNSDispatchMessagesOperator(BaseOperator):
             )
         return summary
 
-    def dispatch_one(self, message: dict[str, Any], run_id: str) -> str:
+    def dispatch_one(self, message: dict[str, Any], run_id: str) -> DispatchOutcome:
         """Start the message's run, or reconcile with the run that exists. Returns the summary key."""
         mid = message["message_id"]
         if self.dag_runs.trigger(self.trigger_dag_id, run_id, dict(message), self.note):
@@ -235,9 +234,10 @@ class MNSDispatchMessagesOperator(BaseOperator):
                 state,
             )
             return "running"
+        acknowledger = self.acknowledger(message["mns_conn_id"])
         if state == "success":
             self.log.info("Run %s of message %s succeeded before: deleting the message", run_id, mid)
-            self._delete(message)
+            acknowledger.ack(message)
             return "deleted"
         if self.failed_run_policy == "leave":
             self.log.warning(
@@ -248,30 +248,17 @@ class MNSDispatchMessagesOperator(BaseOperator):
                 state,
             )
             return "left"
-        token = message.get("task_token")
-        if token:
-            cause = f"Airflow DAG run {self.trigger_dag_id}/{run_id} for MNS message {mid} ended {state}."
-            try:
-                self.fnf_hook.report_task_failed(token, self.failed_run_error_name, cause)
-                self.log.info("Run %s of message %s is %s: reported its task failed", run_id, mid, state)
-            except ServerlessWorkflowTaskAlreadyCompletedError:
-                self.log.info(
-                    "Run %s of message %s is %s; its task was already completed", run_id, mid, state
-                )
-        self._delete(message)
+        target = ReportTarget.from_message(message)
+        if not target.task_token:
+            acknowledger.ack(message)
+            return "reported_failed"
+        report_failure(
+            target,
+            error=self.failed_run_error_name,
+            cause=f"Airflow DAG run {self.trigger_dag_id}/{run_id} for MNS message {mid} ended {state}.",
+            fnf_hook=self.fnf_hook,
+            log=self.log,
+            run_id=run_id,
+            acknowledger=acknowledger,
+        )
         return "reported_failed"
-
-    def _delete(self, message: Mapping[str, Any]) -> None:
-        handle = message.get("receipt_handle")
-        if not handle:
-            return  # deleted on receipt
-        try:
-            self.mns_hook(message["mns_conn_id"]).delete_message(message["queue_name"], handle)
-        except MNSReceiptHandleError:
-            # Received again meanwhile by someone else: that delivery settles it.
-            self.log.warning(
-                "Message %s was received again meanwhile; the newer delivery will settle it",
-                message["message_id"],
-            )
-            return
-        self.log.info("Deleted message %s from MNS queue %s", message["message_id"], message["queue_name"])

@@ -6,7 +6,9 @@
 - :class:`ServerlessWorkflowStartExecutionOperator`: the reverse direction, start a flow (and
   optionally wait for it, in the worker or in the triggerer).
 
-The reporting logic is also used by the DAG-level safety net in :mod:`airflow_provider_fnf.callbacks`.
+What a report does (targets, Output checks, the Cause, deleting the message afterwards) lives in
+:mod:`airflow_provider_fnf.reporting`, which the DAG-level safety net in
+:mod:`airflow_provider_fnf.callbacks` uses too.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -24,23 +25,28 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_fnf.exceptions import (
     FnFConfigurationError,
-    MNSReceiptHandleError,
     ServerlessWorkflowError,
     ServerlessWorkflowInvalidTaskTokenError,
     ServerlessWorkflowOutputError,
-    ServerlessWorkflowTaskAlreadyCompletedError,
 )
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
-from airflow_provider_fnf.hooks.mns import MNSHook
-from airflow_provider_fnf.limits import (
-    FNF_MAX_CAUSE_CHARS,
-    FNF_MAX_DESCRIBE_WAIT_SECONDS,
-    FNF_MAX_ERROR_CHARS,
-    FNF_MAX_OUTPUT_BYTES,
-)
+from airflow_provider_fnf.limits import FNF_MAX_DESCRIBE_WAIT_SECONDS
 from airflow_provider_fnf.links.fnf import ServerlessWorkflowExecutionLink
-from airflow_provider_fnf.masking import mask_task_token, redact_text
-from airflow_provider_fnf.messages import decode_task_token
+from airflow_provider_fnf.masking import mask_task_token
+from airflow_provider_fnf.reporting import (
+    DEFAULT_TASK_FAILED_ERROR,
+    INVALID_OUTPUT_ERROR,
+    REPORT_XCOM_KEY,
+    FailedTask,
+    ReportTarget,
+    check_error_name,
+    collect_failed_tasks,
+    error_name_for,
+    failure_cause,
+    json_object_text,
+    report_failure,
+    report_success,
+)
 from airflow_provider_fnf.sensors.fnf import raise_for_execution_event
 from airflow_provider_fnf.triggers.fnf import (
     RUNNING_STATUSES,
@@ -50,314 +56,6 @@ from airflow_provider_fnf.triggers.fnf import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-DEFAULT_TASK_FAILED_ERROR = "Airflow.TaskFailed"
-"""The error name reported when an upstream task failed: what a flow's ``retry``/``catch`` match."""
-DEFAULT_TIMEOUT_ERROR = "Airflow.Timeout"
-"""The error name reported for a task timeout (``AirflowTaskTimeout``) or a DAG run timeout."""
-INVALID_OUTPUT_ERROR = "Airflow.InvalidOutput"
-"""The error name reported when the Output is not a JSON object or is larger than 32 KiB."""
-DEFAULT_ERROR_NAMES: dict[str, str] = {"AirflowTaskTimeout": DEFAULT_TIMEOUT_ERROR}
-"""Exception type -> error name used unless the author maps the type otherwise."""
-
-TASK_ERROR_XCOM_KEY = "serverless_workflow_task_error"
-"""XCom key under which :func:`airflow_provider_fnf.callbacks.record_task_error` stores a failed
-task's exception (type names and message), read back when the failure is reported."""
-REPORT_XCOM_KEY = "serverless_workflow_report"
-"""XCom key under which the report operator records what it reported, success or failure."""
-
-MESSAGE_FIELDS = ("task_token", "queue_name", "receipt_handle", "message_id", "mns_conn_id")
-FAILED_STATES = frozenset({"failed", "upstream_failed"})
-_TRUNCATED = "... [truncated]"
-
-
-# --- pure helpers ---------------------------------------------------------------------------
-def check_error_name(name: str, *, where: str) -> str:
-    """An error name as ReportTaskFailed takes it: 1..128 characters."""
-    if not isinstance(name, str) or not name.strip() or len(name) > FNF_MAX_ERROR_CHARS:
-        raise FnFConfigurationError(
-            f"{where}: an error name must be 1..{FNF_MAX_ERROR_CHARS} characters (got {name!r})"
-        )
-    return name
-
-
-def truncate_cause(cause: str, limit: int = FNF_MAX_CAUSE_CHARS) -> str:
-    """``cause`` cut to ``limit`` characters, with a visible marker when cut; never empty."""
-    cause = cause or "(no cause)"
-    if len(cause) <= limit:
-        return cause
-    return cause[: limit - len(_TRUNCATED)] + _TRUNCATED
-
-
-def json_object_text(value: Any, *, what: str, where: str, limit: int = FNF_MAX_OUTPUT_BYTES) -> str:
-    """``value`` as the compact JSON text of an object, checked against the service's limit.
-
-    ``value`` is a dict, or a string holding a JSON object; None means ``{}``. Raises
-    :class:`ServerlessWorkflowOutputError` naming ``what`` and ``where`` otherwise.
-    """
-    if value is None:
-        return "{}"
-    if isinstance(value, (bytes, bytearray)):
-        value = value.decode("utf-8", errors="replace")
-    if isinstance(value, str):
-        try:
-            parsed = json.loads(value)
-        except ValueError as err:
-            raise ServerlessWorkflowOutputError(f"{where}: {what} is not valid JSON ({err})") from None
-        if not isinstance(parsed, dict):
-            raise ServerlessWorkflowOutputError(
-                f"{where}: {what} must be a JSON object, got JSON {type(parsed).__name__}"
-            )
-        value = parsed
-    if not isinstance(value, Mapping):
-        raise ServerlessWorkflowOutputError(
-            f"{where}: {what} must be a JSON object (a dict), got {type(value).__name__}"
-        )
-    try:
-        text = json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise ServerlessWorkflowOutputError(f"{where}: {what} cannot be written as JSON ({err})") from None
-    size = len(text.encode("utf-8"))
-    if size > limit:
-        raise ServerlessWorkflowOutputError(
-            f"{where}: {what} is {size} bytes of JSON, more than the {limit} bytes Serverless Workflow accepts"
-        )
-    return text
-
-
-@dataclass
-class FailedTask:
-    """One task instance of a run that did not succeed, with the error recorded for it (if any)."""
-
-    task_id: str
-    map_index: int = -1
-    state: str = "failed"
-    error_types: list[str] = field(default_factory=list)
-    """Exception type names, most specific first (``["TimeoutError", "OSError", ...]``)."""
-    error_message: str | None = None
-
-    @property
-    def label(self) -> str:
-        return self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
-
-    def describe(self) -> str:
-        if self.error_types:
-            return f"{self.label} failed: {self.error_types[0]}: {self.error_message or ''}".rstrip(": ")
-        if self.state == "upstream_failed":
-            return f"{self.label} did not run (upstream_failed)"
-        return f"{self.label} {self.state} (no error recorded)"
-
-
-def error_name_for(
-    failed: Sequence[FailedTask], *, default: str, error_names: Mapping[str, str] | None = None
-) -> str:
-    """The error name to report: the first failed task whose exception type (or a base type) is in
-    ``error_names`` (merged over :data:`DEFAULT_ERROR_NAMES`) decides; else ``default``."""
-    mapping = {**DEFAULT_ERROR_NAMES, **(error_names or {})}
-    for task in failed:
-        for type_name in task.error_types:
-            short = type_name.rsplit(".", 1)[-1]
-            if type_name in mapping:
-                return mapping[type_name]
-            if short in mapping:
-                return mapping[short]
-    return default
-
-
-def failure_cause(
-    failed: Sequence[FailedTask], *, dag_id: str, run_id: str, headline: str | None = None
-) -> str:
-    """A Cause naming the failed tasks and their errors, within 4,096 characters."""
-    root = [t for t in failed if t.state != "upstream_failed"]
-    rest = [t for t in failed if t.state == "upstream_failed"]
-    lines = [headline or f"Airflow DAG {dag_id} run {run_id}: {len(root) or len(failed)} task(s) failed"]
-    lines += [t.describe() for t in root + rest]
-    return truncate_cause("\n".join(lines))
-
-
-def _state_key_owner(key: str, task_ids: Sequence[str]) -> tuple[str, int] | None:
-    """(task id, map index) of a ``get_task_states`` key: ``task`` or ``task_{map_index}``."""
-    if key in task_ids:
-        return key, -1
-    head, _, tail = key.rpartition("_")
-    if head in task_ids and tail.isdigit():
-        return head, int(tail)
-    return None
-
-
-def _supervisor_available() -> bool:
-    from airflow.sdk.execution_time import task_runner
-
-    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
-
-
-def task_states_of_run(dag_id: str, run_id: str, task_ids: Sequence[str]) -> dict[str, str]:
-    """The states of a run's task instances, keyed ``task_id`` or ``task_id_{map_index}``.
-
-    Through the Task SDK in a task or in the DAG processor; where there is no supervisor to ask
-    (``dag.test()`` runs DAG callbacks in its own process) from the metadata database.
-    """
-    if _supervisor_available():
-        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-        states = RuntimeTaskInstance.get_task_states(dag_id=dag_id, task_ids=list(task_ids), run_ids=[run_id])
-        return {key: str(getattr(state, "value", state)) for key, state in (states.get(run_id) or {}).items()}
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.execute(
-            select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state).where(
-                TaskInstance.dag_id == dag_id,
-                TaskInstance.run_id == run_id,
-                TaskInstance.task_id.in_(list(task_ids)),
-            )
-        ).all()
-    return {
-        (task_id if map_index < 0 else f"{task_id}_{map_index}"): str(getattr(state, "value", state))
-        for task_id, map_index, state in rows
-    }
-
-
-def xcom_of_run(dag_id: str, run_id: str, task_id: str, map_index: int, key: str) -> Any:
-    """One XCom value of a run's task instance (or None), like :func:`task_states_of_run`."""
-    if _supervisor_available():
-        from airflow.sdk.execution_time.xcom import XCom
-
-        return XCom.get_one(key=key, dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=map_index)
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        query = XComModel.get_many(
-            run_id=run_id, key=key, task_ids=task_id, dag_ids=dag_id, map_indexes=map_index, limit=1
-        )
-        row = session.scalars(query).first()
-        return XComModel.deserialize_value(row) if row is not None else None
-
-
-def collect_failed_tasks(dag_id: str, run_id: str, task_ids: Sequence[str]) -> list[FailedTask]:
-    """The task instances among ``task_ids`` of a run that are failed or upstream_failed, in the
-    order of ``task_ids``, each with the error recorded by ``record_task_error`` when there is one.
-    """
-    if not task_ids:
-        return []
-    by_task: dict[tuple[str, int], str] = {}
-    for key, state in task_states_of_run(dag_id, run_id, task_ids).items():
-        owner = _state_key_owner(key, task_ids)
-        if owner and state in FAILED_STATES:
-            by_task[owner] = state
-    failed: list[FailedTask] = []
-    order = {task_id: i for i, task_id in enumerate(task_ids)}
-    for (task_id, map_index), state in sorted(by_task.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
-        task = FailedTask(task_id=task_id, map_index=map_index, state=state)
-        if state == "failed":
-            recorded = xcom_of_run(dag_id, run_id, task_id, map_index, TASK_ERROR_XCOM_KEY)
-            if isinstance(recorded, dict):
-                task.error_types = [str(t) for t in recorded.get("types") or [] if t]
-                task.error_message = recorded.get("message")
-        failed.append(task)
-    return failed
-
-
-# --- reporting and acknowledging ------------------------------------------------------------
-@dataclass
-class ReportTarget:
-    """Where a result goes: the task token, and the message that carried it."""
-
-    task_token: str | None
-    queue_name: str | None = None
-    receipt_handle: str | None = None
-    message_id: str | None = None
-    mns_conn_id: str = "mns_default"
-    flow_name: str | None = None
-    execution_name: str | None = None
-
-    @classmethod
-    def from_message(cls, message: Mapping[str, Any], **overrides: Any) -> ReportTarget:
-        """From a parsed message dict (or a run's conf), explicit non-None ``overrides`` winning."""
-        values: dict[str, Any] = {
-            name: message.get(name) for name in (*MESSAGE_FIELDS, "flow_name", "execution_name")
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        values["mns_conn_id"] = values.get("mns_conn_id") or "mns_default"
-        target = cls(**values)
-        mask_task_token(target.task_token)
-        if target.task_token and not (target.flow_name and target.execution_name):
-            flow_name, execution_name = decode_task_token(target.task_token)
-            target.flow_name = target.flow_name or flow_name
-            target.execution_name = target.execution_name or execution_name
-        return target
-
-    def where(self, run_id: str | None) -> str:
-        return f"run {run_id or '(unknown)'}, message {self.message_id or '(none)'}"
-
-    def summary(self, outcome: str, event_id: int | None, deleted: bool) -> dict[str, Any]:
-        """JSON-safe record of a report (never the token)."""
-        return {
-            "outcome": outcome,
-            "event_id": event_id,
-            "message_id": self.message_id,
-            "queue_name": self.queue_name,
-            "flow_name": self.flow_name,
-            "execution_name": self.execution_name,
-            "deleted": deleted,
-        }
-
-
-def delete_reported_message(target: ReportTarget, *, log: Any, run_id: str | None = None) -> bool:
-    """Delete the message of a task token that has been reported. Returns whether it was deleted.
-
-    A stale receipt handle is logged, not raised: the message was received again since (or
-    already deleted) and the dispatch reconciles it when it comes back. Other errors propagate.
-    """
-    if not target.queue_name or not target.receipt_handle:
-        log.warning(
-            "Not deleting message %s (%s): no queue name or receipt handle",
-            target.message_id,
-            target.where(run_id),
-        )
-        return False
-    try:
-        MNSHook(mns_conn_id=target.mns_conn_id).delete_message(target.queue_name, target.receipt_handle)
-    except MNSReceiptHandleError as err:
-        log.warning(
-            "Message %s on queue %s was reported but not deleted: its receipt handle is stale (%s); "
-            "it will come back and be reconciled",
-            target.message_id,
-            target.queue_name,
-            err.code or err,
-        )
-        return False
-    log.info("Deleted message %s from queue %s", target.message_id, target.queue_name)
-    return True
-
-
-def report_failure(
-    target: ReportTarget,
-    *,
-    error: str,
-    cause: str,
-    fnf_conn_id: str,
-    log: Any,
-    run_id: str | None = None,
-    delete_message: bool = True,
-) -> dict[str, Any]:
-    """ReportTaskFailed for ``target`` then delete its message; TaskAlreadyCompleted counts as
-    reported. Any other error propagates and the message is kept."""
-    if not target.task_token:
-        raise FnFConfigurationError(f"{target.where(run_id)}: no task token to report the failure with")
-    hook = ServerlessWorkflowHook(fnf_conn_id=fnf_conn_id)
-    outcome, event_id = "failed", None
-    try:
-        event_id = hook.report_task_failed(target.task_token, error, truncate_cause(redact_text(cause)))
-        log.info("Reported task failed (%s) for %s, event %s", error, target.where(run_id), event_id)
-    except ServerlessWorkflowTaskAlreadyCompletedError:
-        outcome = "already_completed"
-        log.info("The task of %s was already completed: counting it as reported", target.where(run_id))
-    deleted = delete_reported_message(target, log=log, run_id=run_id) if delete_message else False
-    return target.summary(outcome, event_id, deleted)
 
 
 # --- the report operator -------------------------------------------------------------------
@@ -590,30 +288,20 @@ class ServerlessWorkflowReportTaskOperator(BaseOperator):
                 f"{err}; reported to Serverless Workflow as {INVALID_OUTPUT_ERROR} ({summary['outcome']})"
             ) from err
 
-        hook = ServerlessWorkflowHook(fnf_conn_id=self.fnf_conn_id)
-        outcome, event_id = "succeeded", None
         try:
-            event_id = hook.report_task_succeeded(target.task_token, output_text)
-            self.log.info(
-                "Reported task succeeded for %s, event %s (%d bytes of output)",
-                target.where(run_id),
-                event_id,
-                len(output_text.encode("utf-8")),
-            )
-        except ServerlessWorkflowTaskAlreadyCompletedError:
-            outcome = "already_completed"
-            self.log.info(
-                "The task of %s was already completed: counting it as reported", target.where(run_id)
+            summary = report_success(
+                target,
+                output_text,
+                fnf_hook=ServerlessWorkflowHook(fnf_conn_id=self.fnf_conn_id),
+                log=self.log,
+                run_id=run_id,
+                delete_message=self.delete_message,
             )
         except ServerlessWorkflowInvalidTaskTokenError as err:
             raise AirflowFailException(
                 f"{where}: Serverless Workflow rejected the task token ({err.code or 'InvalidArgument'}); "
                 "nothing was reported and the message is kept"
             ) from err
-        deleted = (
-            delete_reported_message(target, log=self.log, run_id=run_id) if self.delete_message else False
-        )
-        summary = target.summary(outcome, event_id, deleted)
         context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=summary)
         return summary
 
@@ -626,7 +314,7 @@ class ServerlessWorkflowReportTaskOperator(BaseOperator):
                 target,
                 error=error,
                 cause=cause,
-                fnf_conn_id=self.fnf_conn_id,
+                fnf_hook=ServerlessWorkflowHook(fnf_conn_id=self.fnf_conn_id),
                 log=self.log,
                 run_id=run_id,
                 delete_message=self.delete_message,

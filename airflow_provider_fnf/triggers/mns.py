@@ -25,30 +25,19 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_provider_fnf import limits
 from airflow_provider_fnf.hooks._common import backoff_delay
-from airflow_provider_fnf.messages import DEFAULT_TOKEN_KEYS
-from airflow_provider_fnf.receiver import (
-    DEFAULT_LEASE_SECONDS,
-    POISON_ERROR_NAME,
-    MNSMessageReceiver,
-    MNSReceiveSettings,
-    ReceiveResult,
-    is_retryable,
-    validate_receive_arguments,
-)
+from airflow_provider_fnf.receive_settings import MNSReceiveSettings, accepts_receive_options
+from airflow_provider_fnf.receiver import MNSMessageReceiver, ReceiveResult, is_retryable
 
 if TYPE_CHECKING:
     from airflow_provider_fnf.hooks.mns import BodyEncoding, MNSHook
 
-DEFAULT_WAIT_TIME_SECONDS = 20
-"""Long poll per receive call: below MNS's 30 s maximum and the SDK's socket timeout."""
 DEFAULT_POLL_INTERVAL = 5.0
 """Pause between empty receives when long polling is off (``wait_time_seconds=0``)."""
 DEFAULT_MAX_BACKOFF_SECONDS = 60.0
@@ -145,7 +134,7 @@ _thread_hooks = threading.local()
 """In a worker's thread: ``{(mns_conn_id, body_encoding): MNSHook}``, the hooks built there."""
 
 
-def _mns_hook_for(mns_conn_id: str, body_encoding: str) -> MNSHook:
+def _mns_hook_for(mns_conn_id: str, body_encoding: BodyEncoding) -> MNSHook:
     """This thread's MNS hook for the connection, reused while the connection's settings are
     unchanged. The connection is read on every call (once per trigger run), as a new hook would
     read it; a changed endpoint or credentials replaces the hook and its SDK client."""
@@ -153,7 +142,7 @@ def _mns_hook_for(mns_conn_id: str, body_encoding: str) -> MNSHook:
 
     hooks: dict[tuple[str, str], MNSHook] = _thread_hooks.__dict__.setdefault("hooks", {})
     key = (mns_conn_id, body_encoding)
-    fresh = MNSHook(mns_conn_id, body_encoding=cast("BodyEncoding", body_encoding))
+    fresh = MNSHook(mns_conn_id, body_encoding=body_encoding)
     cached = hooks.get(key)
     if cached is not None and cached.settings == fresh.settings:
         return cached
@@ -207,80 +196,40 @@ class MNSMessageTrigger(BaseEventTrigger):
     Permanent errors (credentials, missing queue, bad configuration) raise, and the trigger
     fails; transient ones are retried with exponential backoff and logged.
 
-    :param queue_name: MNS queue to poll.
-    :param mns_conn_id: MNS connection id.
-    :param fnf_conn_id: Serverless Workflow connection id, used to report poison messages' tasks failed.
-    :param max_messages: messages per receive, 1..16.
+    Every option of :class:`~airflow_provider_fnf.receive_settings.MNSReceiveSettings` is a keyword
+    argument of the same name (``queue_name``, ``mns_conn_id``, ``lease_seconds``,
+    ``dead_letter_queue_name``, ...); ``message_filtering`` must be a JSONPath string here. The
+    trigger holds them as :attr:`settings` and serializes them as JSON, next to its own:
+
     :param max_messages_per_event: most messages received for one event (default 256: 16 batches
         while a backlog lasts; ``max_messages`` gives one batch per event).
     :param max_bytes_per_event: no further batch is received once the bodies in the event reach
         this many bytes (default 1 MiB; the event can pass it by one batch).
-    :param wait_time_seconds: long-poll seconds per receive, 0..30.
-    :param lease_seconds: processing lease set on each message received, 1..43,200.
-    :param delete_on_receipt: delete messages on receipt instead of leasing them (at most once:
-        a run that fails afterwards loses its task).
-    :param token_keys: keys under which the task token is looked for in a JSON body, in order.
-    :param message_filtering: a JSONPath expression applied to the body, or None.
-    :param message_filtering_match_values: values one of which the JSONPath must match.
-    :param require_task_token: treat a body that is not JSON or has no task token as poison.
-    :param max_receive_count: a message received more often is poison (None: no limit).
-    :param poison_policy: ``dead_letter``, ``delete`` or ``leave`` (default: ``dead_letter``
-        when ``dead_letter_queue_name`` is set, else ``leave``).
-    :param dead_letter_queue_name: queue poison messages are moved to.
-    :param report_poison_failures: report a poison message's task failed when its token can be read.
-    :param poison_error_name: the error name reported for poison messages.
-    :param body_encoding: ``raw`` (what Serverless Workflow sends), ``base64`` or ``auto``.
     :param poll_interval: seconds between empty receives when ``wait_time_seconds`` is 0.
     :param max_backoff_seconds: longest pause between retries after transient errors.
     """
 
+    @accepts_receive_options
     def __init__(
         self,
         *,
-        queue_name: str,
-        mns_conn_id: str = "mns_default",
-        fnf_conn_id: str = "fnf_default",
-        max_messages: int = limits.MNS_MAX_BATCH_SIZE,
-        wait_time_seconds: int = DEFAULT_WAIT_TIME_SECONDS,
-        lease_seconds: int = DEFAULT_LEASE_SECONDS,
-        delete_on_receipt: bool = False,
-        token_keys: Sequence[str] = DEFAULT_TOKEN_KEYS,
-        message_filtering: str | None = None,
-        message_filtering_match_values: Sequence[Any] | None = None,
-        require_task_token: bool = True,
-        max_receive_count: int | None = None,
-        poison_policy: str | None = None,
-        dead_letter_queue_name: str | None = None,
-        report_poison_failures: bool = True,
-        poison_error_name: str = POISON_ERROR_NAME,
-        body_encoding: str = "raw",
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         max_backoff_seconds: float = DEFAULT_MAX_BACKOFF_SECONDS,
         max_messages_per_event: int = DEFAULT_MAX_MESSAGES_PER_EVENT,
         max_bytes_per_event: int = DEFAULT_MAX_BYTES_PER_EVENT,
+        **options: Any,
     ) -> None:
         super().__init__()
-        if message_filtering is not None and not isinstance(message_filtering, str):
+        queue = options.get("queue_name")
+        if options.get("message_filtering") is not None and not isinstance(options["message_filtering"], str):
             raise ValueError(
-                f"MNSMessageTrigger for queue {queue_name!r} accepts a JSONPath string as message_filtering; "
+                f"MNSMessageTrigger for queue {queue!r} accepts a JSONPath string as message_filtering; "
                 "a callable can only run in the sensor's worker (MNSSensor applies it after the trigger)"
             )
-        validate_receive_arguments(
-            queue_name=queue_name,
-            max_messages=max_messages,
-            lease_seconds=lease_seconds,
-            token_keys=token_keys,
-            message_filtering=message_filtering,
-            max_receive_count=max_receive_count,
-            poison_policy=poison_policy,
-            dead_letter_queue_name=dead_letter_queue_name,
-            poison_error_name=poison_error_name,
-            body_encoding=body_encoding,
-            wait_time_seconds=wait_time_seconds,
-        )
+        self.settings = MNSReceiveSettings(**options)
         if poll_interval <= 0 or max_backoff_seconds <= 0:
             raise ValueError(
-                f"poll_interval and max_backoff_seconds for queue {queue_name!r} must be positive, "
+                f"poll_interval and max_backoff_seconds for queue {queue!r} must be positive, "
                 f"got {poll_interval!r} and {max_backoff_seconds!r}"
             )
         for name, value in (
@@ -288,52 +237,25 @@ class MNSMessageTrigger(BaseEventTrigger):
             ("max_bytes_per_event", max_bytes_per_event),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} for queue {queue_name!r} must be a positive integer, got {value!r}")
-        self.queue_name = queue_name
-        self.mns_conn_id = mns_conn_id
-        self.fnf_conn_id = fnf_conn_id
-        self.max_messages = max_messages
-        self.wait_time_seconds = wait_time_seconds
-        self.lease_seconds = lease_seconds
-        self.delete_on_receipt = delete_on_receipt
-        self.token_keys = list(token_keys)
-        self.message_filtering = message_filtering
-        self.message_filtering_match_values = (
-            list(message_filtering_match_values) if message_filtering_match_values is not None else None
-        )
-        self.require_task_token = require_task_token
-        self.max_receive_count = max_receive_count
-        self.poison_policy = poison_policy
-        self.dead_letter_queue_name = dead_letter_queue_name
-        self.report_poison_failures = report_poison_failures
-        self.poison_error_name = poison_error_name
-        self.body_encoding = body_encoding
+                raise ValueError(f"{name} for queue {queue!r} must be a positive integer, got {value!r}")
         self.poll_interval = poll_interval
         self.max_backoff_seconds = max_backoff_seconds
         self.max_messages_per_event = max_messages_per_event
         self.max_bytes_per_event = max_bytes_per_event
 
+    @property
+    def queue_name(self) -> str:
+        return self.settings.queue_name
+
+    @property
+    def mns_conn_id(self) -> str:
+        return self.settings.mns_conn_id
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
-                "queue_name": self.queue_name,
-                "mns_conn_id": self.mns_conn_id,
-                "fnf_conn_id": self.fnf_conn_id,
-                "max_messages": self.max_messages,
-                "wait_time_seconds": self.wait_time_seconds,
-                "lease_seconds": self.lease_seconds,
-                "delete_on_receipt": self.delete_on_receipt,
-                "token_keys": list(self.token_keys),
-                "message_filtering": self.message_filtering,
-                "message_filtering_match_values": self.message_filtering_match_values,
-                "require_task_token": self.require_task_token,
-                "max_receive_count": self.max_receive_count,
-                "poison_policy": self.poison_policy,
-                "dead_letter_queue_name": self.dead_letter_queue_name,
-                "report_poison_failures": self.report_poison_failures,
-                "poison_error_name": self.poison_error_name,
-                "body_encoding": self.body_encoding,
+                **self.settings.to_json(),
                 "poll_interval": self.poll_interval,
                 "max_backoff_seconds": self.max_backoff_seconds,
                 "max_messages_per_event": self.max_messages_per_event,
@@ -341,12 +263,9 @@ class MNSMessageTrigger(BaseEventTrigger):
             },
         )
 
-    def receive_settings(self) -> MNSReceiveSettings:
-        return MNSReceiveSettings.from_attributes(self)
-
     def _make_receiver(self) -> MNSMessageReceiver:
         """Built in the worker's thread, with that thread's MNS hook for the connection."""
-        settings = self.receive_settings()
+        settings = self.settings
         return MNSMessageReceiver(
             settings, mns_hook=_mns_hook_for(settings.mns_conn_id, settings.body_encoding)
         )
@@ -354,8 +273,10 @@ class MNSMessageTrigger(BaseEventTrigger):
     def _receive_event(self, receiver: MNSMessageReceiver, should_stop: threading.Event) -> ReceiveResult:
         """One long poll, then further batches at once while each comes back full and the event
         has room. Runs in the worker's thread. Every message returned is leased."""
-        per_batch = min(self.max_messages, self.max_messages_per_event)
-        batch = receiver.receive_batch(self.wait_time_seconds, per_batch, should_stop=should_stop.is_set)
+        per_batch = min(self.settings.max_messages, self.max_messages_per_event)
+        batch = receiver.receive_batch(
+            self.settings.wait_time_seconds, per_batch, should_stop=should_stop.is_set
+        )
         event = ReceiveResult()
         size = 0
         while True:
@@ -370,7 +291,7 @@ class MNSMessageTrigger(BaseEventTrigger):
                 break
             if should_stop.is_set():
                 break
-            per_batch = min(self.max_messages, room)
+            per_batch = min(self.settings.max_messages, room)
             try:
                 batch = receiver.receive_batch(0, per_batch, should_stop=should_stop.is_set)
             except Exception as error:
@@ -398,7 +319,7 @@ class MNSMessageTrigger(BaseEventTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # The SDK is synchronous and not thread-safe: every call runs in a worker thread this run
         # has to itself, which owns the hook and its SDK client; the event loop only awaits.
-        key = (self.mns_conn_id, self.body_encoding)
+        key = (self.settings.mns_conn_id, self.settings.body_encoding)
         worker = _WORKERS.take(key)
         stopped = threading.Event()
         receiver: list[MNSMessageReceiver] = []
@@ -458,7 +379,7 @@ class MNSMessageTrigger(BaseEventTrigger):
                 if loop.time() - started < 1.0:
                     # Nothing to work on and the call came back at once (no long poll, or the
                     # service cut it short): pause instead of spinning.
-                    await asyncio.sleep(self.poll_interval if self.wait_time_seconds == 0 else 1.0)
+                    await asyncio.sleep(self.poll_interval if self.settings.wait_time_seconds == 0 else 1.0)
         finally:
             stopped.set()
             if in_flight is None or in_flight.done():

@@ -8,7 +8,7 @@ import pytest
 
 from airflow_provider_fnf.callbacks import make_report_task_failed_callback, record_task_error
 from airflow_provider_fnf.exceptions import FnFConfigurationError
-from airflow_provider_fnf.operators.fnf import TASK_ERROR_XCOM_KEY, FailedTask, error_name_for
+from airflow_provider_fnf.reporting import TASK_ERROR_XCOM_KEY, FailedTask, error_name_for
 
 
 class RecordingTI:

@@ -39,3 +39,35 @@ def test_a_token_of_another_shape_is_still_masked():
     token = "opaque-token-" + secrets.token_hex(16)
     mask_task_token_by_shape(token)
     assert token not in redact(f"token {token}")
+
+
+def test_airflows_masker_still_has_the_shape_the_shim_relies_on():
+    """Fails when an Airflow release changes its private masker: the shim reaches into it."""
+    from airflow.sdk.log import mask_secret
+
+    from airflow_provider_fnf.masking import AIRFLOW_MASKER
+
+    assert AIRFLOW_MASKER.shape_problem() is None
+    masker = AIRFLOW_MASKER.masker()
+    assert masker is _secrets_masker(), "airflow.sdk.log and the masker redact() uses are no longer one"
+    assert AIRFLOW_MASKER.add_pattern(r"shim-probe-[0-9]{6}")
+    assert redact("value shim-probe-123456 here") == "value *** here"
+    # Airflow rebuilds its replacer from `patterns` when it learns a literal secret: ours stays.
+    mask_secret("shim-literal-" + secrets.token_hex(8))
+    assert r"shim-probe-[0-9]{6}" in masker.patterns
+    assert redact("again shim-probe-654321") == "again ***"
+
+
+def test_a_masker_of_another_shape_falls_back_to_literal_masking(monkeypatch, caplog):
+    from types import SimpleNamespace
+
+    from airflow_provider_fnf.masking import AirflowMaskerShim
+
+    shim = AirflowMaskerShim()
+    monkeypatch.setattr(
+        AirflowMaskerShim, "masker", staticmethod(lambda: SimpleNamespace(patterns=[], replacer=None))
+    )
+    assert shim.shape_problem() == "the masker's patterns are not a set of strings (got list)"
+    assert shim.add_pattern("x+") is False
+    assert shim.add_pattern("y+") is False
+    assert caplog.text.count("Airflow's secrets masker changed") == 1

@@ -250,14 +250,18 @@ BODY = {
         ("$.missing", []),
         ("$.order.items[5]", []),
         ("$", [BODY]),
+        # jsonpath-ng's extensions, as Amazon's SqsSensor parses them
+        ("$.order.items[?(@.sku == 'B')].sku", ["B"]),
+        ("$.order.items[0:1].sku", ["A"]),
+        ("$.order.items[?(@.sku != 'A')].sku", ["B"]),
     ],
 )
-def test_jsonpath_subset(path, found):
+def test_jsonpath(path, found):
     assert jsonpath_find(path, BODY) == found
 
 
-@pytest.mark.parametrize("path", ["kind", "$.a[?(@.b)]", "$.a[1:2]", "$."])
-def test_unsupported_jsonpath_is_a_clear_error(path):
+@pytest.mark.parametrize("path", ["$.[", "$..", "$.a[?(@.b >)]", "", "foo bar"])
+def test_a_bad_jsonpath_is_a_clear_error(path):
     with pytest.raises(JSONPathError, match="JSONPath"):
         jsonpath_find(path, BODY)
 

@@ -23,11 +23,8 @@ from airflow_provider_fnf.exceptions import (
     ServerlessWorkflowTaskAlreadyCompletedError,
 )
 from airflow_provider_fnf.hooks.mns import MNSMessage
-from airflow_provider_fnf.receiver import (
-    MNSMessageReceiver,
-    MNSReceiveSettings,
-    is_retryable,
-)
+from airflow_provider_fnf.receive_settings import MNSReceiveSettings
+from airflow_provider_fnf.receiver import MNSMessageReceiver, is_retryable
 
 TOKEN = base64.b64encode(b"v1#flow1#exec1#5#signature-bytes").decode()
 
@@ -257,32 +254,6 @@ def test_tokenless_plain_messages_pass_when_no_token_is_required():
     r, _, _ = receiver([msg("plain text")], require_task_token=False)
     result = r.receive_batch(0)
     assert result.messages[0]["body"] == "plain text"
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "fragment"),
-    [
-        ({"max_messages": 17}, "max_messages"),
-        ({"max_messages": 0}, "max_messages"),
-        ({"lease_seconds": 43_201}, "lease_seconds"),
-        ({"lease_seconds": 0}, "lease_seconds"),
-        ({"token_keys": "task_token"}, "token_keys"),
-        ({"token_keys": []}, "token_keys"),
-        ({"message_filtering": "kind"}, "JSONPath"),
-        ({"message_filtering": 42}, "message_filtering"),
-        ({"max_receive_count": 0}, "max_receive_count"),
-        ({"poison_policy": "explode"}, "poison_policy"),
-        ({"poison_policy": "dead_letter"}, "dead_letter_queue_name"),
-        ({"dead_letter_queue_name": "tasks"}, "must differ"),
-        ({"poison_error_name": "E" * 129}, "poison_error_name"),
-        ({"body_encoding": "rot13"}, "body_encoding"),
-        ({"queue_name": ""}, "queue_name"),
-    ],
-)
-def test_bad_settings_are_rejected_naming_the_argument(kwargs, fragment):
-    kwargs.setdefault("queue_name", "tasks")
-    with pytest.raises(ValueError, match=fragment):
-        MNSReceiveSettings(**kwargs)
 
 
 @pytest.mark.parametrize(

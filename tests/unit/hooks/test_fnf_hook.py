@@ -26,13 +26,8 @@ from airflow_provider_fnf.exceptions import (
     ServerlessWorkflowTaskAlreadyCompletedError,
     ServerlessWorkflowThrottledError,
 )
-from airflow_provider_fnf.hooks.fnf import (
-    ServerlessWorkflowHook,
-    is_retryable_fnf_error,
-    json_object_text,
-    truncate_cause,
-)
-from airflow_provider_fnf.limits import FNF_MAX_CAUSE_CHARS, FNF_MAX_OUTPUT_BYTES
+from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook, is_retryable_fnf_error
+from airflow_provider_fnf.limits import FNF_MAX_OUTPUT_BYTES
 from airflow_provider_fnf.masking import mask_task_token, redact_text
 
 CONN_ID = "fnf_unit"
@@ -113,58 +108,10 @@ def test_clients_are_per_thread(hook):
     assert hook.get_conn() is hook.get_conn()
 
 
-# --- Output and Cause limits ------------------------------------------------------------------
-def test_output_dict_becomes_compact_json():
-    assert json_object_text({"a": 1, "b": "é"}) == '{"a":1,"b":"é"}'
-
-
-def test_output_json_text_of_an_object_is_sent_as_given():
-    assert json_object_text('{"a": 1}') == '{"a": 1}'
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        ("[1, 2]", "must be a JSON object"),
-        ('"text"', "must be a JSON object"),
-        ("not json", "not valid JSON"),
-        ({"when": object()}, "cannot be serialized"),
-        ({"nan": float("nan")}, "cannot be serialized"),
-        (42, "must be a dict or the JSON text"),
-        ({"big": "x" * FNF_MAX_OUTPUT_BYTES}, "over Serverless Workflow's 32768-byte limit"),
-    ],
-)
-def test_bad_output_is_refused_before_the_call(value, message):
-    with pytest.raises(ServerlessWorkflowOutputError, match=message):
-        json_object_text(value)
-
-
-def test_output_exactly_at_the_limit_passes():
-    padding = FNF_MAX_OUTPUT_BYTES - len('{"k":""}')
-    assert len(json_object_text({"k": "x" * padding}).encode()) == FNF_MAX_OUTPUT_BYTES
-
-
+# --- Output and Cause limits (the checks themselves: tests/unit/test_reporting.py) -------------
 def test_report_task_succeeded_checks_output_without_calling(hook):
     with pytest.raises(ServerlessWorkflowOutputError):
         hook.report_task_succeeded("a-task-token-value", {"big": "x" * (FNF_MAX_OUTPUT_BYTES + 1)})
-
-
-def test_short_cause_is_unchanged():
-    assert truncate_cause("short") == "short"
-    exact = "c" * FNF_MAX_CAUSE_CHARS
-    assert truncate_cause(exact) == exact
-
-
-@pytest.mark.parametrize("length", [FNF_MAX_CAUSE_CHARS + 1, FNF_MAX_CAUSE_CHARS + 95, 100_000])
-def test_long_cause_is_cut_with_a_visible_marker(length):
-    cause = "".join(chr(ord("a") + i % 26) for i in range(length))
-    cut = truncate_cause(cause)
-    assert len(cut) == FNF_MAX_CAUSE_CHARS
-    marker_start = cut.rindex("...[truncated ")
-    kept = cut[:marker_start]
-    dropped = int(cut[marker_start:].removeprefix("...[truncated ").removesuffix(" chars]"))
-    assert cause.startswith(kept)
-    assert len(kept) + dropped == length
 
 
 @pytest.mark.parametrize("error", ["", "E" * 129])
