@@ -70,10 +70,15 @@ class MNSMessageAcknowledger:
         self.mns_hook = mns_hook
 
     @classmethod
-    def for_connection(cls, mns_conn_id: str | None) -> MNSMessageAcknowledger:
-        from airflow_provider_fnf.hooks.mns import MNSHook
+    def for_connection(
+        cls, mns_conn_id: str | None, body_encoding: str | None = None
+    ) -> MNSMessageAcknowledger:
+        """For a message received with connection ``mns_conn_id`` and ``body_encoding`` (a
+        dead-lettered body is sent in the encoding it was received in)."""
+        from airflow_provider_fnf.hooks.mns import BODY_ENCODINGS, MNSHook
 
-        return cls(MNSHook(mns_conn_id or "mns_default"))
+        encoding = body_encoding if body_encoding in BODY_ENCODINGS else "raw"
+        return cls(MNSHook(mns_conn_id or "mns_default", body_encoding=encoding))  # type: ignore[arg-type]
 
     def ack(self, message: Mapping[str, Any]) -> SettleOutcome:
         """Delete the message: its work is accounted for."""

@@ -48,8 +48,15 @@ MESSAGE_KEYS: tuple[str, ...] = (
     "task_token",
     "flow_name",
     "execution_name",
+    "poison_policy",
+    "dead_letter_queue_name",
+    "body_encoding",
 )
-"""The keys of a parsed message, the contract shared with the report operator and the DAGs."""
+"""The keys of a parsed message, the contract shared with the report operator and the DAGs.
+
+The last three are how the message is settled should it turn out to be poison later, when
+Serverless Workflow rejects its task token: the receiving side's policy travels with the message
+(and so with a dispatched run's conf), and the report side needs no second configuration."""
 
 _NOT_JSON = object()
 
@@ -146,12 +153,16 @@ def parse_message(
     queue_name: str,
     mns_conn_id: str,
     token_keys: Sequence[str] = DEFAULT_TOKEN_KEYS,
+    poison_policy: str = "leave",
+    dead_letter_queue_name: str | None = None,
+    body_encoding: str = "raw",
 ) -> dict[str, Any]:
     """Turn one received message (an ``MNSMessage`` or its ``to_dict()``) into the flat dict.
 
     ``body`` is the JSON-parsed body when the body is JSON, else the raw text; ``task_token`` is
     the first string found under ``token_keys``; ``flow_name`` and ``execution_name`` come from
-    the token when it can be decoded.
+    the token when it can be decoded. ``poison_policy``, ``dead_letter_queue_name`` and
+    ``body_encoding`` are the receiving side's, carried along (see :data:`MESSAGE_KEYS`).
     """
     raw_body = _field(message, "body")
     if raw_body is None:
@@ -173,6 +184,9 @@ def parse_message(
         "task_token": token,
         "flow_name": flow_name,
         "execution_name": execution_name,
+        "poison_policy": poison_policy,
+        "dead_letter_queue_name": dead_letter_queue_name,
+        "body_encoding": body_encoding,
     }
 
 
@@ -191,9 +205,8 @@ def poison_reason(
     """
     if decode_error:
         return f"its body could not be decoded ({decode_error})"
-    if max_receive_count is not None and message.get("dequeue_count", 0) > max_receive_count:
-        count = message["dequeue_count"]
-        return f"it was received {count} times, more than the limit of {max_receive_count}"
+    if (too_often := receive_count_reason(message, max_receive_count)) is not None:
+        return too_often
     if not require_task_token:
         return None
     if not body_is_json(message.get("raw_body", "")):
@@ -202,6 +215,14 @@ def poison_reason(
         return "its body is JSON but not an object"
     if not message.get("task_token"):
         return f"its body has no task token under any of the keys {', '.join(token_keys)}"
+    return None
+
+
+def receive_count_reason(message: Mapping[str, Any], max_receive_count: int | None) -> str | None:
+    """Why a message received more than ``max_receive_count`` times is poison, or None."""
+    count = int(message.get("dequeue_count") or 0)
+    if max_receive_count is not None and count > max_receive_count:
+        return f"it was received {count} times, more than the limit of {max_receive_count}"
     return None
 
 

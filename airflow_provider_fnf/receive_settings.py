@@ -26,6 +26,14 @@ DEFAULT_LEASE_SECONDS = 3_600
 """Processing lease set on receipt: long enough for a typical run, well under MNS's 43,200 s."""
 DEFAULT_WAIT_TIME_SECONDS = 20
 """Long poll per receive call: below MNS's 30 s maximum and the SDK's socket timeout."""
+DEFAULT_MAX_RECEIVE_COUNT = 10
+"""A message received more often than this is poison. A message comes back once for every lease
+that ends without its deletion; normal operation causes few of those (a run outliving its lease,
+a triggerer or worker dying while it holds the message, an asset event the scheduler missed, a
+transient error: one more receive each), so 10 is well above them. It bounds how long a message
+nobody can settle goes round: at most ``lease_seconds`` x 10 from its first receipt (10 h with
+the default lease of 3,600 s, 50 min with the examples' 300 s), then it follows
+``poison_policy``."""
 POISON_ERROR_NAME = "Airflow.PoisonMessage"
 """The error reported to Serverless Workflow for an unusable message whose token could be read."""
 
@@ -52,7 +60,10 @@ class MNSReceiveSettings:
         parsed message dict. Non-matching messages are released at once.
     :param message_filtering_match_values: with a JSONPath, the values one of which must match.
     :param require_task_token: a body that is not a JSON object with a task token is poison.
-    :param max_receive_count: a message received more often than this is poison (None: no limit).
+    :param max_receive_count: a message received more often than this is poison (default 10,
+        see :data:`DEFAULT_MAX_RECEIVE_COUNT`; None: no limit). Counted by MNS over every
+        receive, so on a queue shared with other consumers' filters their receives count too;
+        only messages that pass this consumer's own filter are judged by it.
     :param poison_policy: ``dead_letter`` (send the raw body to ``dead_letter_queue_name``, then
         delete), ``delete`` or ``leave``; default ``dead_letter`` when ``dead_letter_queue_name``
         is set, else ``leave``.
@@ -74,7 +85,7 @@ class MNSReceiveSettings:
     message_filtering: str | MessageFilter | None = None
     message_filtering_match_values: tuple[Any, ...] | None = None
     require_task_token: bool = True
-    max_receive_count: int | None = None
+    max_receive_count: int | None = DEFAULT_MAX_RECEIVE_COUNT
     poison_policy: PoisonPolicy | None = None
     dead_letter_queue_name: str | None = None
     report_poison_failures: bool = True
@@ -180,6 +191,15 @@ class MNSReceiveSettings:
         if self.message_filtering_match_values is not None:
             values["message_filtering_match_values"] = list(self.message_filtering_match_values)
         return values
+
+    def settling_fields(self) -> dict[str, Any]:
+        """What each received message carries of these settings, to be settled by them wherever
+        it turns out to be poison (see :data:`airflow_provider_fnf.messages.MESSAGE_KEYS`)."""
+        return {
+            "poison_policy": self.effective_poison_policy,
+            "dead_letter_queue_name": self.dead_letter_queue_name,
+            "body_encoding": self.body_encoding,
+        }
 
     def without_callable_filter(self) -> MNSReceiveSettings:
         """These settings with a callable filter (and its match values) taken out."""

@@ -38,8 +38,15 @@ from airflow_provider_fnf.exceptions import (
     ServerlessWorkflowTaskAlreadyCompletedError,
 )
 from airflow_provider_fnf.masking import mask_task_token_by_shape
-from airflow_provider_fnf.messages import message_matches, parse_message, poison_reason, salvage_task_token
+from airflow_provider_fnf.messages import (
+    message_matches,
+    parse_message,
+    poison_reason,
+    receive_count_reason,
+    salvage_task_token,
+)
 from airflow_provider_fnf.receive_settings import MNSReceiveSettings
+from airflow_provider_fnf.reporting import log_rejected_token
 
 if TYPE_CHECKING:
     from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
@@ -190,7 +197,11 @@ class MNSMessageReceiver:
     def _settle(self, raw: Any, result: ReceiveResult) -> None:
         s = self.settings
         message = parse_message(
-            raw, queue_name=s.queue_name, mns_conn_id=s.mns_conn_id, token_keys=s.token_keys
+            raw,
+            queue_name=s.queue_name,
+            mns_conn_id=s.mns_conn_id,
+            token_keys=s.token_keys,
+            **s.settling_fields(),
         )
         mask_task_token_by_shape(message["task_token"])
         mid = message["message_id"]
@@ -198,7 +209,6 @@ class MNSMessageReceiver:
             message,
             token_keys=s.token_keys,
             require_task_token=s.require_task_token,
-            max_receive_count=s.max_receive_count,
             decode_error=getattr(raw, "decode_error", None)
             if not isinstance(raw, Mapping)
             else raw.get("decode_error"),
@@ -212,6 +222,12 @@ class MNSMessageReceiver:
         ):
             self.release(message)
             result.released.append(mid)
+            return
+        # Judged after the filter: a message another consumer's filter is waiting for is not ours.
+        reason = receive_count_reason(message, s.max_receive_count)
+        if reason is not None:
+            result.poisoned.append(mid)
+            self.handle_poison(message, reason)
             return
         if s.delete_on_receipt:
             try:
@@ -287,6 +303,7 @@ class MNSMessageReceiver:
         )
         token = message.get("task_token") or salvage_task_token(message.get("raw_body", ""), s.token_keys)
         mask_task_token_by_shape(token)
+        rejected: ServerlessWorkflowInvalidTaskTokenError | None = None
         if token and s.report_poison_failures:
             cause = f"Airflow could not use message {mid} from MNS queue {s.queue_name}: {reason}."
             try:
@@ -294,13 +311,10 @@ class MNSMessageReceiver:
                 log.info("Reported the task of poison message %s as failed (%s)", mid, s.poison_error_name)
             except ServerlessWorkflowTaskAlreadyCompletedError:
                 log.info("The task of poison message %s was already completed", mid)
-            except ServerlessWorkflowInvalidTaskTokenError:
+            except ServerlessWorkflowInvalidTaskTokenError as error:
                 # No flow waits on a token the service rejects: retrying cannot help, so the
                 # message goes on to its policy instead of coming back forever.
-                log.warning(
-                    "Serverless Workflow rejected the task token of poison message %s: no flow to tell",
-                    mid,
-                )
+                rejected = error
             except FnFProviderError as error:
                 log.warning(
                     "Could not report the task of poison message %s as failed (%s): the message is "
@@ -310,7 +324,7 @@ class MNSMessageReceiver:
                 )
                 return "kept"
         try:
-            return self.acknowledger.settle_poison(message, policy, s.dead_letter_queue_name)
+            settled = self.acknowledger.settle_poison(message, policy, s.dead_letter_queue_name)
         except FnFProviderError as error:
             log.warning(
                 "Could not settle poison message %s of MNS queue %s by policy %s (%s): it is kept",
@@ -320,3 +334,8 @@ class MNSMessageReceiver:
                 error,
             )
             return "kept"
+        if rejected is not None:
+            log_rejected_token(
+                log, rejected, message_id=mid, queue_name=s.queue_name, policy=policy, settled=settled
+            )
+        return settled

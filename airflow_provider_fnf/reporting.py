@@ -14,14 +14,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_fnf.acknowledgement import MNSMessageAcknowledger, SettleOutcome
+from airflow_provider_fnf.acknowledgement import (
+    POISON_POLICIES,
+    MNSMessageAcknowledger,
+    PoisonPolicy,
+    SettleOutcome,
+)
 from airflow_provider_fnf.exceptions import (
     FnFConfigurationError,
+    ServerlessWorkflowInvalidTaskTokenError,
     ServerlessWorkflowOutputError,
     ServerlessWorkflowTaskAlreadyCompletedError,
 )
@@ -51,10 +58,25 @@ TRUNCATION_MARKER = "...[truncated {n} chars]"
 """Ends a Cause cut down to Serverless Workflow's 4,096 characters; ``n`` is how many were cut."""
 EMPTY_CAUSE = "(no cause)"
 
-ReportOutcome = Literal["succeeded", "failed", "already_completed"]
-"""What a report did: the service took it as succeeded or failed, or the token was reported before."""
+ReportOutcome = Literal["succeeded", "failed", "already_completed", "rejected_token"]
+"""What a report did: the service took it as succeeded or failed, the token was reported before,
+or the service rejected the token (no report can ever succeed: the message was settled by its
+poison policy)."""
 
-MESSAGE_FIELDS = ("task_token", "queue_name", "receipt_handle", "message_id", "mns_conn_id")
+MESSAGE_FIELDS = (
+    "task_token",
+    "queue_name",
+    "receipt_handle",
+    "message_id",
+    "mns_conn_id",
+    "flow_name",
+    "execution_name",
+    "raw_body",
+    "poison_policy",
+    "dead_letter_queue_name",
+    "body_encoding",
+)
+"""What a report target reads from a parsed message (:data:`airflow_provider_fnf.messages.MESSAGE_KEYS`)."""
 FAILED_STATES = frozenset({"failed", "upstream_failed"})
 
 
@@ -275,15 +297,24 @@ class ReportTarget:
     mns_conn_id: str = "mns_default"
     flow_name: str | None = None
     execution_name: str | None = None
+    raw_body: str | None = None
+    poison_policy: PoisonPolicy = "leave"
+    """How the message is settled should the service reject its token: the receiving side's
+    policy, carried in the message (messages from before it was carried are left)."""
+    dead_letter_queue_name: str | None = None
+    body_encoding: str = "raw"
 
     @classmethod
     def from_message(cls, message: Mapping[str, Any], **overrides: Any) -> ReportTarget:
         """From a parsed message dict (or a run's conf), explicit non-None ``overrides`` winning."""
-        values: dict[str, Any] = {
-            name: message.get(name) for name in (*MESSAGE_FIELDS, "flow_name", "execution_name")
-        }
+        values: dict[str, Any] = {name: message.get(name) for name in MESSAGE_FIELDS}
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["mns_conn_id"] = values.get("mns_conn_id") or "mns_default"
+        if values.get("poison_policy") not in POISON_POLICIES:
+            values["poison_policy"] = "leave"
+        if values["poison_policy"] == "dead_letter" and not values.get("dead_letter_queue_name"):
+            values["poison_policy"] = "leave"
+        values["body_encoding"] = values.get("body_encoding") or "raw"
         target = cls(**values)
         mask_task_token(target.task_token)
         if target.task_token and not (target.flow_name and target.execution_name):
@@ -291,6 +322,9 @@ class ReportTarget:
             target.flow_name = target.flow_name or flow_name
             target.execution_name = target.execution_name or execution_name
         return target
+
+    def acknowledger(self) -> MNSMessageAcknowledger:
+        return MNSMessageAcknowledger.for_connection(self.mns_conn_id, self.body_encoding)
 
     def where(self, run_id: str | None) -> str:
         return f"run {run_id or '(unknown)'}, message {self.message_id or '(none)'}"
@@ -301,11 +335,15 @@ class ReportTarget:
             "message_id": self.message_id,
             "queue_name": self.queue_name,
             "receipt_handle": self.receipt_handle,
+            "raw_body": self.raw_body,
         }
 
-    def summary(self, outcome: ReportOutcome, event_id: int | None, deleted: bool) -> dict[str, Any]:
+    def summary(
+        self, outcome: ReportOutcome, event_id: int | None, deleted: bool, **extra: Any
+    ) -> dict[str, Any]:
         """JSON-safe record of a report (never the token)."""
         return {
+            **extra,
             "outcome": outcome,
             "event_id": event_id,
             "message_id": self.message_id,
@@ -331,7 +369,7 @@ def acknowledge_reported(
     if not target.queue_name:
         log.warning("Not deleting message %s (%s): no queue name", target.message_id, target.where(run_id))
         return False
-    acknowledger = acknowledger or MNSMessageAcknowledger.for_connection(target.mns_conn_id)
+    acknowledger = acknowledger or target.acknowledger()
     outcome: SettleOutcome = acknowledger.ack(target.delivery())
     return outcome == "deleted"
 
@@ -411,9 +449,82 @@ def _report_then_acknowledge(
     except ServerlessWorkflowTaskAlreadyCompletedError:
         outcome = "already_completed"
         log.info("The task of %s was already completed: counting it as reported", target.where(run_id))
+    except ServerlessWorkflowInvalidTaskTokenError as error:
+        # delete_message=False: whoever asked for it settles the message, a poison one too.
+        settling = target if delete_message else dataclasses.replace(target, poison_policy="leave")
+        return settle_rejected_token(settling, error, log=log, acknowledger=acknowledger)
     deleted = (
         acknowledge_reported(target, log=log, run_id=run_id, acknowledger=acknowledger)
         if delete_message
         else False
     )
     return target.summary(outcome, event_id, deleted)
+
+
+# --- a rejected task token ----------------------------------------------------------------------
+def settle_rejected_token(
+    target: ReportTarget,
+    error: ServerlessWorkflowInvalidTaskTokenError,
+    *,
+    log: Any,
+    acknowledger: MNSMessageAcknowledger | None = None,
+) -> dict[str, Any]:
+    """The service rejected the token: no report can ever succeed, so the message follows its
+    poison policy now (dead-letter the raw body verbatim, delete, or leave) instead of coming
+    back after every lease. Errors settling it propagate: it comes back and is settled then."""
+    settled: SettleOutcome | None = None
+    if target.queue_name:
+        acknowledger = acknowledger or target.acknowledger()
+        settled = acknowledger.settle_poison(
+            target.delivery(), target.poison_policy, target.dead_letter_queue_name
+        )
+    log_rejected_token(
+        log,
+        error,
+        message_id=target.message_id,
+        queue_name=target.queue_name,
+        policy=target.poison_policy,
+        settled=settled,
+    )
+    return target.summary(
+        "rejected_token",
+        None,
+        settled in ("deleted", "dead_lettered"),
+        error_code=error.code,
+        poison_policy=target.poison_policy,
+        settled=settled,
+    )
+
+
+def rejected_token_text(summary: Mapping[str, Any]) -> str:
+    """What a task that learned of a rejected token says when it fails (from its summary)."""
+    return (
+        f"Serverless Workflow rejected the task token ({summary.get('error_code') or 'rejected'}); nothing "
+        f"was reported and the message was {summary.get('settled') or 'not settled'} (poison_policy "
+        f"{summary.get('poison_policy')})"
+    )
+
+
+def log_rejected_token(
+    log: Any,
+    error: ServerlessWorkflowInvalidTaskTokenError,
+    *,
+    message_id: str | None,
+    queue_name: str | None,
+    policy: PoisonPolicy,
+    settled: SettleOutcome | None = None,
+) -> None:
+    """The one log line of a rejected task token: which message, the service's code, what was
+    done, what to check."""
+    log.error(
+        "Serverless Workflow rejected the task token of message %s on MNS queue %s (%s): no report can "
+        "succeed, so it follows poison_policy %s (%s). Check that the message was sent by a "
+        "waitForCallback step of a flow in the account and region of connection %s, and that its "
+        "token reached the queue unaltered under one of the token_keys",
+        message_id,
+        queue_name,
+        error.code or "rejected",
+        policy,
+        settled or "nothing to settle: no queue",
+        error.conn_id,
+    )

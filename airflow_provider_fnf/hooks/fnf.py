@@ -91,7 +91,13 @@ DEFAULT_THROTTLE_RETRY_SECONDS = 120.0
 (10 burst, 2 per second) are through in about 45 s."""
 _THROTTLE_CODES = frozenset({"ResourceThrottled", "Throttling", "Throttling.User", "Throttling.Api"})
 _RETRYABLE_CODES = _THROTTLE_CODES | {"TaskInvalidState", "InternalServerError", "ServiceUnavailable"}
-_INVALID_TOKEN_CODES = frozenset({"InvalidArgument", "InvalidTaskToken", "InvalidParameter.TaskToken"})
+REJECTED_TOKEN_CODES = frozenset({"InvalidArgument", "InvalidTaskToken", "InvalidParameter.TaskToken"})
+"""What ReportTaskSucceeded/ReportTaskFailed answer for a task token the service will never accept
+(the one place that decides it; callers see :class:`ServerlessWorkflowInvalidTaskTokenError`).
+The published codes of ReportTask* have no 404 for an unknown token; a token that cannot be
+parsed or verified answers 400 ``InvalidArgument`` (the emulator does the same for both, its
+choice marked *unconfirmed*). The report's other arguments are checked before the call, so an
+InvalidArgument to a report is the token."""
 
 
 @dataclass(frozen=True)
@@ -366,7 +372,7 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
                 f"the task is done (connection {conn_id!r}, request id {request_id})",
                 **common,
             )
-        if action in REPORT_ACTIONS and code in _INVALID_TOKEN_CODES:
+        if action in REPORT_ACTIONS and code in REJECTED_TOKEN_CODES:
             return ServerlessWorkflowInvalidTaskTokenError(
                 f"Serverless Workflow {action} rejected the task token ({code}: {detail}): it is truncated, "
                 "altered or from another account or region. Check where the token was read from the message "

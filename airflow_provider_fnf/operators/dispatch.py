@@ -17,7 +17,8 @@ success                the run reported its task: the message is deleted (the re
                        but its delete did not, e.g. the receipt handle had changed)
 failed                 ``failed_run_policy="report_failed"``: the task is reported failed with
                        ``failed_run_error_name`` (TaskAlreadyCompleted counts as done), then the
-                       message is deleted; ``"leave"``: kept (clear the run to retry it)
+                       message is deleted; a token the service rejects settles the message by
+                       the poison policy it carries; ``"leave"``: kept (clear the run to retry it)
 =====================  =========================================================================
 """
 
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 FAILED_RUN_ERROR_NAME = "Airflow.DagRunFailed"
 FailedRunPolicy = Literal["report_failed", "leave"]
 FAILED_RUN_POLICIES: tuple[FailedRunPolicy, ...] = get_args(FailedRunPolicy)
-DispatchOutcome = Literal["started", "running", "deleted", "reported_failed", "left"]
+DispatchOutcome = Literal["started", "running", "deleted", "reported_failed", "rejected_token", "left"]
 """What dispatching one message did: the keys of the operator's summary."""
 DISPATCH_OUTCOMES: tuple[DispatchOutcome, ...] = get_args(DispatchOutcome)
 _RUNNING_STATES = frozenset({"queued", "running"})
@@ -95,8 +96,9 @@ class MNSDispatchMessagesOperator(BaseOperator):
     (:func:`airflow_provider_fnf.messages.run_id_for`) and the parsed message dict as its
     ``dag_run.conf``, which is what the report operator reads by default. The operator returns a
     summary (XCom): ``{"started": [...], "running": [...], "deleted": [...], "reported_failed": [...],
-    "left": [...]}`` of run ids. Messages it could not settle (an API error) make it fail after
-    all others were handled; a retry is safe, everything it does is idempotent.
+    "rejected_token": [...], "left": [...]}`` of run ids. Messages it could not settle (an API
+    error) make it fail after all others were handled; a retry is safe, everything it does is
+    idempotent.
 
     :param trigger_dag_id: the worker DAG to run once per message. (templated)
     :param messages: the parsed messages, usually an ``MNSSensor``'s ``output``. None (default):
@@ -201,13 +203,14 @@ class MNSDispatchMessagesOperator(BaseOperator):
             summary[outcome].append(run_id)
         self.log.info(
             "Dispatched %d message(s) to DAG %s: %d started, %d still running, %d deleted, "
-            "%d reported failed, %d left",
+            "%d reported failed, %d with a rejected task token, %d left",
             len(messages),
             self.trigger_dag_id,
             len(summary["started"]),
             len(summary["running"]),
             len(summary["deleted"]),
             len(summary["reported_failed"]),
+            len(summary["rejected_token"]),
             len(summary["left"]),
         )
         if errors:
@@ -252,7 +255,7 @@ class MNSDispatchMessagesOperator(BaseOperator):
         if not target.task_token:
             acknowledger.ack(message)
             return "reported_failed"
-        report_failure(
+        summary = report_failure(
             target,
             error=self.failed_run_error_name,
             cause=f"Airflow DAG run {self.trigger_dag_id}/{run_id} for MNS message {mid} ended {state}.",
@@ -261,4 +264,4 @@ class MNSDispatchMessagesOperator(BaseOperator):
             run_id=run_id,
             acknowledger=acknowledger,
         )
-        return "reported_failed"
+        return "rejected_token" if summary["outcome"] == "rejected_token" else "reported_failed"

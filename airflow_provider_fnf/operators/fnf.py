@@ -26,7 +26,6 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_fnf.exceptions import (
     FnFConfigurationError,
     ServerlessWorkflowError,
-    ServerlessWorkflowInvalidTaskTokenError,
     ServerlessWorkflowOutputError,
 )
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
@@ -44,6 +43,7 @@ from airflow_provider_fnf.reporting import (
     error_name_for,
     failure_cause,
     json_object_text,
+    rejected_token_text,
     report_failure,
     report_success,
 )
@@ -79,9 +79,13 @@ class ServerlessWorkflowReportTaskOperator(BaseOperator):
     - TaskAlreadyCompleted counts as reported: the message is deleted. A stale receipt handle on
       delete is logged. A report that still fails after the hook's retries fails the task (its
       own retries then apply) and the message is kept.
-    - bad input (no task token, a token the service rejects, an Output that is not a JSON object
-      or is too large): the task fails, naming the run and the message id; where a token exists
-      the flow is told with ReportTaskFailed ``Airflow.InvalidOutput``, never left to time out.
+    - a token the service rejects (forged, altered, from another account or region): no report
+      can ever succeed, so the message follows the poison policy it carries (the trigger's or
+      sensor's: dead-letter the raw body, delete, or leave) at once, one log line says which
+      message, the service's code and what to check, and the task fails.
+    - bad input (no task token, an Output that is not a JSON object or is too large): the task
+      fails, naming the run and the message id; where a token exists the flow is told with
+      ReportTaskFailed ``Airflow.InvalidOutput``, never left to time out.
 
     :param output: the Output (templated): a dict, a JSON object string, or an upstream task's
         return value (``output=some_task.output``). None reports ``{}`` unless ``output_task_id``.
@@ -101,7 +105,8 @@ class ServerlessWorkflowReportTaskOperator(BaseOperator):
     :param error_names: exception type name -> error name, e.g. ``{"TimeoutError": "Airflow.Timeout"}``;
         merged over ``{"AirflowTaskTimeout": "Airflow.Timeout"}``. Base classes match too.
     :param cause: a Cause to report instead of the generated one (templated).
-    :param delete_message: delete the message after the report (default True).
+    :param delete_message: delete the message after the report (default True); False leaves the
+        message to you, also when its token is rejected.
     :param match_map_index: when this task is mapped (one message per map index), a failed
         instance of a *mapped* upstream task counts only at the same map index, so one bad
         message does not fail the others; unmapped upstream tasks always count (default True).
@@ -288,43 +293,37 @@ class ServerlessWorkflowReportTaskOperator(BaseOperator):
                 f"{err}; reported to Serverless Workflow as {INVALID_OUTPUT_ERROR} ({summary['outcome']})"
             ) from err
 
-        try:
-            summary = report_success(
-                target,
-                output_text,
-                fnf_hook=ServerlessWorkflowHook(fnf_conn_id=self.fnf_conn_id),
-                log=self.log,
-                run_id=run_id,
-                delete_message=self.delete_message,
-            )
-        except ServerlessWorkflowInvalidTaskTokenError as err:
-            raise AirflowFailException(
-                f"{where}: Serverless Workflow rejected the task token ({err.code or 'InvalidArgument'}); "
-                "nothing was reported and the message is kept"
-            ) from err
+        summary = report_success(
+            target,
+            output_text,
+            fnf_hook=ServerlessWorkflowHook(fnf_conn_id=self.fnf_conn_id),
+            log=self.log,
+            run_id=run_id,
+            delete_message=self.delete_message,
+        )
         context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=summary)
+        if summary["outcome"] == "rejected_token":
+            raise AirflowFailException(f"{where}: {rejected_token_text(summary)}")
         return summary
 
     def _report_failure(
         self, context: Context, target: ReportTarget, error: str, cause: str
     ) -> dict[str, Any]:
-        run_id = context.get("run_id")
-        try:
-            summary = report_failure(
-                target,
-                error=error,
-                cause=cause,
-                fnf_hook=ServerlessWorkflowHook(fnf_conn_id=self.fnf_conn_id),
-                log=self.log,
-                run_id=run_id,
-                delete_message=self.delete_message,
-            )
-        except ServerlessWorkflowInvalidTaskTokenError as err:
-            raise AirflowFailException(
-                f"Task {self.task_id}, {target.where(run_id)}: Serverless Workflow rejected the task token "
-                f"({err.code or 'InvalidArgument'}) while reporting {error}; the message is kept"
-            ) from err
+        summary = report_failure(
+            target,
+            error=error,
+            cause=cause,
+            fnf_hook=ServerlessWorkflowHook(fnf_conn_id=self.fnf_conn_id),
+            log=self.log,
+            run_id=context.get("run_id"),
+            delete_message=self.delete_message,
+        )
         context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=summary)
+        if summary["outcome"] == "rejected_token":
+            raise AirflowFailException(
+                f"Task {self.task_id}, {target.where(context.get('run_id'))}: reporting {error}: "
+                f"{rejected_token_text(summary)}"
+            )
         return summary
 
 

@@ -66,6 +66,18 @@ def test_json_round_trip_of_every_option():
     assert settings.token_keys == ("cb_token", "task_token")
 
 
+def test_every_message_settles_by_default():
+    settings = MNSReceiveSettings(queue_name="jobs")
+    assert settings.max_receive_count == 10  # lease x 10 at most, see DEFAULT_MAX_RECEIVE_COUNT
+    assert MNSMessageTrigger(queue_name="jobs").serialize()[1]["max_receive_count"] == 10
+    assert MNSReceiveSettings(queue_name="jobs", max_receive_count=None).max_receive_count is None
+    assert settings.settling_fields() == {
+        "poison_policy": "leave",
+        "dead_letter_queue_name": None,
+        "body_encoding": "raw",
+    }
+
+
 def test_a_callable_filter_is_never_serialized():
     settings = MNSReceiveSettings(
         queue_name="jobs", message_filtering=lambda m: True, message_filtering_match_values=[1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import logging
 import time
 
 import pytest
@@ -143,6 +144,37 @@ def test_filtered_out_messages_are_released_at_once():
     assert mns.calls[-1] == ("visibility", "tasks", "h-1", 1)
 
 
+def test_the_receive_count_is_judged_only_for_messages_that_pass_the_filter():
+    theirs = msg(json.dumps({"task_token": TOKEN, "kind": "other"}), "THEIRS", "h-t", dequeue_count=50)
+    ours = msg(json.dumps({"task_token": TOKEN, "kind": "resize"}), "OURS", "h-o", dequeue_count=11)
+    r, _, _ = receiver(
+        [theirs, ours],
+        message_filtering="$.kind",
+        message_filtering_match_values=["resize"],
+        poison_policy="delete",
+    )
+    result = r.receive_batch(0)
+    # another consumer's message is released, however often it was received; ours is poison
+    assert result.released == ["THEIRS"] and result.poisoned == ["OURS"]
+
+
+def test_every_message_carries_how_it_is_settled_should_its_token_be_rejected_later():
+    r, _, _ = receiver([msg(GOOD)], dead_letter_queue_name="tasks-dlq", body_encoding="auto")
+    (message,) = r.receive_batch(0).messages
+    assert (message["poison_policy"], message["dead_letter_queue_name"], message["body_encoding"]) == (
+        "dead_letter",
+        "tasks-dlq",
+        "auto",
+    )
+
+
+@pytest.mark.parametrize(("dequeue_count", "poisoned"), [(10, False), (11, True)])
+def test_by_default_a_message_received_more_than_ten_times_is_poison(dequeue_count, poisoned):
+    r, _, _ = receiver([msg(GOOD, dequeue_count=dequeue_count)], poison_policy="delete")
+    result = r.receive_batch(0)
+    assert (result.poisoned == ["M1"]) is poisoned
+
+
 def test_a_callable_filter_works_in_the_synchronous_path():
     keep = json.dumps({"task_token": TOKEN, "keep": True})
     drop = json.dumps({"task_token": TOKEN, "keep": False})
@@ -220,15 +252,22 @@ def test_poison_reporting_can_be_turned_off_and_renamed():
     [ServerlessWorkflowTaskAlreadyCompletedError("done"), ServerlessWorkflowInvalidTaskTokenError("forged")],
     ids=["already-completed", "token-rejected"],
 )
-def test_a_settled_or_rejected_token_still_applies_the_policy(report_error):
+def test_a_settled_or_rejected_token_still_applies_the_policy(report_error, caplog):
     r, mns, _ = receiver(
         [msg(GOOD, dequeue_count=3)],
         max_receive_count=1,
         poison_policy="delete",
         fnf_fail=report_error,
     )
-    r.receive_batch(0)
+    with caplog.at_level(logging.ERROR, logger="airflow_provider_fnf.receiver"):
+        r.receive_batch(0)
     assert ("delete", "tasks", "h-1") in mns.calls
+    rejected = [r.getMessage() for r in caplog.records if "rejected the task token" in r.getMessage()]
+    if isinstance(report_error, ServerlessWorkflowInvalidTaskTokenError):
+        assert len(rejected) == 1 and "message M1 on MNS queue tasks" in rejected[0]
+        assert "poison_policy delete (deleted)" in rejected[0]
+    else:
+        assert rejected == []
 
 
 def test_a_failed_report_keeps_the_poison_message_for_its_next_delivery():

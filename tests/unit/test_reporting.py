@@ -160,7 +160,14 @@ def test_target_from_conf_with_overrides_and_token_names():
     assert (target.flow_name, target.execution_name) == ("orders", "exec-42")
     assert "message MSG-1" in target.where("run-1")
     assert TOKEN not in json.dumps(target.summary("succeeded", 5, True))
-    assert target.delivery() == {"message_id": "MSG-1", "queue_name": "other-queue", "receipt_handle": "RH-1"}
+    assert target.delivery() == {
+        "message_id": "MSG-1",
+        "queue_name": "other-queue",
+        "receipt_handle": "RH-1",
+        "raw_body": message["raw_body"],
+    }
+    # a message from before the poison policy travelled with it is left alone
+    assert (target.poison_policy, target.dead_letter_queue_name) == ("leave", None)
 
 
 def test_target_defaults_mns_connection():

@@ -13,6 +13,7 @@ import pytest
 from airflow_provider_fnf.exceptions import (
     FnFProviderError,
     MNSReceiptHandleError,
+    ServerlessWorkflowInvalidTaskTokenError,
     ServerlessWorkflowTaskAlreadyCompletedError,
 )
 from airflow_provider_fnf.messages import run_id_for
@@ -124,6 +125,18 @@ def test_a_failed_run_is_reported_failed_then_its_message_deleted(fnf_fail):
     if fnf_fail is None:
         token, error, cause = fnf.reported[0]
         assert (token, error) == ("tok-abcdef", "Airflow.DagRunFailed") and rid in cause
+
+
+def test_a_failed_run_whose_token_is_rejected_follows_the_poison_policy_it_carries():
+    rid = run_id_for("tasks", "M1")
+    mns, fnf = (
+        FakeMNS(),
+        FakeFnF(fail=ServerlessWorkflowInvalidTaskTokenError("forged", code="InvalidArgument")),
+    )
+    conf = {**message("M1", 2), "poison_policy": "delete"}
+    summary = operator([conf], FakeDagRuns({rid: "failed"}), mns, fnf).execute({})
+    assert summary["rejected_token"] == [rid] and summary["reported_failed"] == []
+    assert mns.deleted == [("tasks", "h-M1-2")]
 
 
 def test_failed_run_policy_leave_keeps_the_message():
