@@ -26,14 +26,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.dags import e2e_lease, e2e_load, e2e_poison
+from tests.e2e.dags import e2e_hostile, e2e_lease, e2e_load, e2e_poison
 from tools.local_stack.demo import EXAMPLE_QUEUES, path_of, steps_of
 from tools.local_stack.processes import session_members
 from tools.local_stack.stack import DAGS_FOLDER, AirflowTopology, LocalStack
 
 FLOWS = DAGS_FOLDER / "flows"
 TEST_DAGS_FOLDER = Path(__file__).resolve().parent / "dags"
-TEST_DAG_MODULES = (e2e_load, e2e_lease, e2e_poison)
+TEST_DAG_MODULES = (e2e_load, e2e_lease, e2e_poison, e2e_hostile)
 EXAMPLE_DAGS = (
     "fnf_demo_dispatcher",
     "fnf_reference_worker",
