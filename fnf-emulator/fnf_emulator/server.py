@@ -578,4 +578,9 @@ class Emulator:
             if parts[1].isdigit() and self.faults.remove(int(parts[1])):
                 return _json(200, {"deleted": 1})
             return _json(404, {"error": f"no fault rule {parts[1]}"})
-        return _json(404, {"error": f"no admin resource {method} {request.path}; see health, reset, faults, stats, mns/message-events"})
+        return _json(
+            404,
+            {
+                "error": f"no admin resource {method} {request.path}; see health, reset, faults, stats, mns/message-events"
+            },
+        )

@@ -19,7 +19,13 @@ from typing import Any
 MAX_EVENTS = 200_000
 """Events kept (oldest dropped first): about 40,000 messages' worth, a few tens of MiB at most."""
 
-SENT, RECEIVED, VISIBILITY_CHANGED, DELETED, EXPIRED = "sent", "received", "visibility_changed", "deleted", "expired"
+SENT, RECEIVED, VISIBILITY_CHANGED, DELETED, EXPIRED = (
+    "sent",
+    "received",
+    "visibility_changed",
+    "deleted",
+    "expired",
+)
 EVENTS = (SENT, RECEIVED, VISIBILITY_CHANGED, DELETED, EXPIRED)
 
 

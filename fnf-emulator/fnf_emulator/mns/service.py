@@ -47,8 +47,8 @@ from fnf_emulator.limits import (
     MNS_MIN_RETENTION_SECONDS,
     MNS_MIN_VISIBILITY_TIMEOUT,
 )
-from fnf_emulator.mns import wire
 from fnf_emulator.mns import events as message_events
+from fnf_emulator.mns import wire
 from fnf_emulator.mns.auth import authenticate
 from fnf_emulator.mns.events import MNSMessageEventLog
 from fnf_emulator.mns.store import MNSDatabase, MNSQueue, QueueAttributes, StoredMessage

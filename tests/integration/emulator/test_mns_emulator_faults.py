@@ -151,7 +151,10 @@ def test_stats_survive_a_restart_with_a_data_dir(tmp_path):
     with Emulator(data_dir=str(tmp_path)) as second:
         account = Account(second.mns_endpoint, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET)
         account.get_queue("kept").get_attributes()
-        assert admin(second, "GET", "stats").json()["mns"] == {"CreateQueue": {"OK": 1}, "GetQueueAttributes": {"OK": 1}}
+        assert admin(second, "GET", "stats").json()["mns"] == {
+            "CreateQueue": {"OK": 1},
+            "GetQueueAttributes": {"OK": 1},
+        }
 
 
 def test_message_events_record_each_step_of_a_message_in_order(emulator: Emulator, queue: Queue):
