@@ -130,15 +130,16 @@ class RestFeeder(threading.Thread):
         self.errors: list[str] = []
         self.posted = 0
         self.posted_at: dict[str, float] = {}
-        """message id -> when Airflow's API answered the run's creation (epoch seconds)."""
+        """message id -> when the run's creation was posted to Airflow's API (epoch seconds)."""
 
     def _post(self, message: dict[str, Any]) -> None:
         run_id = run_id_for(message["queue_name"], message["message_id"])
         for attempt in range(1, 6):
             try:
+                posting = time.time()
                 self.stack.api.trigger_dag_run(WORKER_DAG, conf=message, run_id=run_id)
                 self.posted += 1
-                self.posted_at[message["message_id"]] = time.time()
+                self.posted_at.setdefault(message["message_id"], posting)
                 return
             except AirflowAPIError as error:
                 if error.status == 409:  # created by an earlier attempt whose answer was lost
