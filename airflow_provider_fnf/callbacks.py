@@ -62,6 +62,15 @@ log = logging.getLogger(__name__)
 _MAX_RECORDED_MESSAGE = 2_000
 
 
+def exception_type_names(error: BaseException) -> list[str]:
+    """The qualified names of an exception's type and its bases, most specific first
+    (``["TimeoutError", "OSError", "Exception"]``), as :func:`error_name_for` matches them."""
+    types = [f"{cls.__module__}.{cls.__qualname__}" for cls in type(error).__mro__ if cls not in (object,)]
+    return [t.removeprefix("builtins.") for t in types if not t.endswith(("BaseException",))] or [
+        type(error).__name__
+    ]
+
+
 def record_task_error(context: Mapping[str, Any]) -> None:
     """Task-level ``on_failure_callback``: store the exception that failed the task in XCom
     (key ``serverless_workflow_task_error``) for the report operator and the DAG-level callback.
@@ -75,10 +84,7 @@ def record_task_error(context: Mapping[str, Any]) -> None:
     if error is None:
         log.info("Task %s failed without an exception to record", getattr(ti, "task_id", "?"))
         return
-    types = [f"{cls.__module__}.{cls.__qualname__}" for cls in type(error).__mro__ if cls not in (object,)]
-    types = [t.removeprefix("builtins.") for t in types if not t.endswith(("BaseException",))] or [
-        type(error).__name__
-    ]
+    types = exception_type_names(error)
     message = redact_text(str(error))
     dag_run = context.get("dag_run")
     conf_value = getattr(dag_run, "conf", None)

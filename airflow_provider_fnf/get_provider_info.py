@@ -117,6 +117,9 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_fnf.triggers.fnf"],
             },
         ],
+        "task-decorators": [
+            {"name": "fnf_callback", "class-name": "airflow_provider_fnf.decorators.fnf.fnf_callback_task"}
+        ],
         "queues": ["airflow_provider_fnf.queues.mns.MNSMessageQueueProvider"],
         "extra-links": ["airflow_provider_fnf.links.fnf.ServerlessWorkflowExecutionLink"],
         "connection-types": [

@@ -45,7 +45,7 @@ from bench._common import EmulatorProcess, connections, percentile, rounded
 from tools.local_stack.stack import DAGS_FOLDER, AirflowAPIError, AirflowTopology, LocalStack
 
 FLOWS = DAGS_FOLDER / "flows"
-EXAMPLE_QUEUES = ("fnf-demo", "fnf-data-pipeline", "fnf-watcher-demo")
+EXAMPLE_QUEUES = ("fnf-demo", "fnf-data-pipeline", "fnf-watcher-demo", "fnf-one-task")
 DISPATCH_QUEUE, WATCHER_QUEUE = "fnf-demo", "fnf-watcher-demo"
 WORKER_DAG, DISPATCHER_DAG, WATCHER_DAG = "fnf_reference_worker", "fnf_demo_dispatcher", "fnf_watcher_worker"
 FINAL = ("Succeeded", "Failed", "TimedOut", "Stopped")
