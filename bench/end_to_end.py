@@ -15,6 +15,9 @@ execution, throughput is N over the time from the first start to the last stop.
               process receives and leases each message, as the trigger does, and posts the run).
 ``dispatch``  one run per message: the watcher of ``fnf_demo_dispatcher`` (MNSMessageTrigger) ->
               MNSDispatchMessagesOperator -> one ``fnf_reference_worker`` run per message.
+``onetask``   one run per message, as ``dispatch``, with a one-task worker: ``fnf_one_task_worker``
+              (``@task.fnf_callback`` works, reports and deletes in one task process; flow
+              ``one_task_flow.yaml``), against the two task processes of ``fnf_reference_worker``.
 ``watcher``   runs from asset events: ``fnf_watcher_worker`` scheduled on its queue's watcher,
               one mapped task per message (flow ``watcher_flow.yaml``).
 
@@ -46,11 +49,16 @@ from tools.local_stack.stack import DAGS_FOLDER, AirflowAPIError, AirflowTopolog
 
 FLOWS = DAGS_FOLDER / "flows"
 EXAMPLE_QUEUES = ("fnf-demo", "fnf-data-pipeline", "fnf-watcher-demo", "fnf-one-task")
-DISPATCH_QUEUE, WATCHER_QUEUE = "fnf-demo", "fnf-watcher-demo"
+DISPATCH_QUEUE, WATCHER_QUEUE, ONE_TASK_QUEUE = "fnf-demo", "fnf-watcher-demo", "fnf-one-task"
 WORKER_DAG, DISPATCHER_DAG, WATCHER_DAG = "fnf_reference_worker", "fnf_demo_dispatcher", "fnf_watcher_worker"
+ONE_TASK_DISPATCHER_DAG, ONE_TASK_WORKER_DAG = "fnf_one_task_dispatcher", "fnf_one_task_worker"
+WORKER_DAGS = {"rest": WORKER_DAG, "dispatch": WORKER_DAG, "onetask": ONE_TASK_WORKER_DAG}
+"""The worker DAG of each mode with one run per message."""
+QUEUES = {"dispatch": DISPATCH_QUEUE, "watcher": WATCHER_QUEUE, "onetask": ONE_TASK_QUEUE}
+"""The queue a mode's watcher receives; the other modes get a queue of their own."""
 FINAL = ("Succeeded", "Failed", "TimedOut", "Stopped")
-MODES = ("worker", "rest", "dispatch", "watcher")
-ASSETS = {"dispatch": "fnf_demo_queue", "watcher": "fnf_watcher_demo_queue"}
+MODES = ("worker", "rest", "dispatch", "onetask", "watcher")
+ASSETS = {"dispatch": "fnf_demo_queue", "watcher": "fnf_watcher_demo_queue", "onetask": "fnf_one_task_queue"}
 """The asset whose watcher receives each mode's queue."""
 SEQUENTIAL = 20
 """Executions one after another on the idle stack, after the concurrent ones."""
@@ -78,6 +86,8 @@ def _time(text: str | None) -> float | None:
 def _flow_text(mode: str, queue: str) -> str:
     if mode == "watcher":
         return (FLOWS / "watcher_flow.yaml").read_text()
+    if mode == "onetask":
+        return (FLOWS / "one_task_flow.yaml").read_text()
     text = (FLOWS / "reference_flow.yaml").read_text()
     return text.replace(f"/queues/{DISPATCH_QUEUE}/", f"/queues/{queue}/")
 
@@ -175,11 +185,16 @@ def _background(thread: PlainWorker | RestFeeder | None) -> Iterator[None]:
         thread.join(timeout=30)
 
 
+def _payload(mode: str, index: int) -> dict[str, Any]:
+    if mode == "watcher":
+        return {"order_id": f"order-{index:04d}"}
+    return {"n": index} if mode == "onetask" else {}
+
+
 def _start_all(fnf: Any, flow: str, mode: str, names: list[str]) -> None:
     def start(item: tuple[int, str]) -> None:
         index, name = item
-        payload = {"order_id": f"order-{index:04d}"} if mode == "watcher" else {}
-        fnf.start_execution(flow, payload, name)
+        fnf.start_execution(flow, _payload(mode, index), name)
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(start, enumerate(names)))
@@ -258,7 +273,7 @@ def _setup(stack: LocalStack, mode: str) -> tuple[str, str, str]:
     """A flow of its own (and a queue of its own, for the modes with no watcher): queue, flow, tag."""
     fnf, mns = stack.fnf_hook(), stack.mns_hook()
     tag = uuid.uuid4().hex[:6]
-    queue = {"dispatch": DISPATCH_QUEUE, "watcher": WATCHER_QUEUE}.get(mode, f"bench-{mode}-{tag}")
+    queue = QUEUES.get(mode, f"bench-{mode}-{tag}")
     mns.create_queue(queue)
     flow = f"bench-e2e-{mode}-{tag}"
     fnf.create_or_update_flow(flow, _flow_text(mode, queue))
@@ -286,20 +301,23 @@ def _timelines(
     events: dict[str, dict[str, Any]] = {}
     run_created: dict[str, float | None] = {}  # run id -> queued_at
     task_started: dict[str, float] = {}
+    last_task_started: dict[str, float] = {}
     run_of: dict[str, str] = {}  # message id -> the run that worked on it
     if mode in ASSETS:
         events = timeline.asset_event_marks(stack.api, ASSETS[mode])
-    if mode in ("dispatch", "rest"):
-        runs = _runs_of(stack, WORKER_DAG, flow)
+    if mode in WORKER_DAGS:
+        runs = _runs_of(stack, WORKER_DAGS[mode], flow)
         run_of = {(r.get("conf") or {}).get("message_id", "?"): r["dag_run_id"] for r in runs}
         run_created = {r["dag_run_id"]: timeline.parse_time(r.get("queued_at")) for r in runs}
-        task_started = timeline.first_task_starts(stack.api, WORKER_DAG, set(run_of.values()))
+        task_started, last_task_started = timeline.task_starts(
+            stack.api, WORKER_DAGS[mode], set(run_of.values())
+        )
     elif mode == "watcher":
         run_of = {mid: mark["run_ids"][0] for mid, mark in events.items() if mark["run_ids"]}
         wanted = set(run_of.values())
         runs = [r for r in _runs_of(stack, WATCHER_DAG) if r["dag_run_id"] in wanted]
         run_created = {r["dag_run_id"]: timeline.parse_time(r.get("queued_at")) for r in runs}
-        task_started = timeline.first_task_starts(stack.api, WATCHER_DAG, wanted)
+        task_started, last_task_started = timeline.task_starts(stack.api, WATCHER_DAG, wanted)
     timelines: list[dict[str, float | None]] = []
     for marks in by_execution.values():
         mid = marks.get("message_id")
@@ -316,6 +334,7 @@ def _timelines(
                 "event": event,
                 "run": run_created.get(run_id) if run_id else None,
                 "task": task_started.get(run_id) if run_id else None,
+                "last_task": last_task_started.get(run_id) if run_id else None,
                 "report": marks.get("report"),
                 "deleted": queued.get(mid, {}).get("deleted"),
             }
@@ -372,8 +391,8 @@ def measure(
     }
     if helper is not None:
         row["helper_errors"] = helper.errors[:10]
-    if mode in ("dispatch", "rest"):
-        runs = _runs_of(stack, WORKER_DAG, flow)
+    if mode in WORKER_DAGS:
+        runs = _runs_of(stack, WORKER_DAGS[mode], flow)
         per_message: dict[str, int] = {}
         for run in runs:
             mid = (run.get("conf") or {}).get("message_id", "?")
@@ -400,8 +419,7 @@ def measure_sequential(
     statuses: dict[str, int] = {}
     with _background(helper):
         for index, name in enumerate(names):
-            payload = {"order_id": f"order-{index:04d}"} if mode == "watcher" else {}
-            fnf.start_execution(flow, payload, name)
+            fnf.start_execution(flow, _payload(mode, index), name)
             deadline = time.monotonic() + timeout
             while True:
                 execution = fnf.describe_execution(flow, name, wait_time_seconds=10)
@@ -486,7 +504,10 @@ def _measure_mode(
             topology=TOPOLOGIES[database],
         )
         with stack:
-            stack.api.wait_for_dags([DISPATCHER_DAG, WORKER_DAG, WATCHER_DAG], echo=echo)
+            stack.api.wait_for_dags(
+                [DISPATCHER_DAG, WORKER_DAG, WATCHER_DAG, ONE_TASK_DISPATCHER_DAG, ONE_TASK_WORKER_DAG],
+                echo=echo,
+            )
             try:
                 if warm_up:
                     echo(f"  {mode}: warm-up with {warm_up} executions (not counted)")
@@ -528,7 +549,12 @@ def run(
         logging.getLogger(name).setLevel(logging.WARNING)
     rows: list[dict[str, Any]] = []
     for mode in modes:
-        row = _measure_mode(mode, executions, timeout, warm_up, database, echo, sequential)
+        try:
+            row = _measure_mode(mode, executions, timeout, warm_up, database, echo, sequential)
+        except Exception as error:  # one broken mode does not cost the others' results
+            log.exception("mode %s failed", mode)
+            echo(f"    FAILED: {type(error).__name__}: {error}")
+            row = {"mode": mode, "executions": executions, "succeeded": 0, "aborted": repr(error)[:500]}
         rows.append(row)
         if not row.get("aborted"):
             echo(
@@ -563,7 +589,7 @@ def _goals(rows: list[dict[str, Any]], executions: int) -> list[dict[str, Any]]:
             }
         )
     floor = by_mode.get("rest")
-    ours = [by_mode[m] for m in ("dispatch", "watcher") if m in by_mode]
+    ours = [by_mode[m] for m in ("dispatch", "onetask", "watcher") if m in by_mode]
     if floor and ours and floor.get("median_seconds") and floor.get("executions_per_minute"):
         best = min(ours, key=lambda r: r.get("median_seconds") or float("inf"))
         latency_ratio = (best.get("median_seconds") or float("inf")) / floor["median_seconds"]

@@ -83,7 +83,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
 _HOP_COLUMNS = [
     ("mode", "mode"),
     ("messages", "messages"),
-    *((hop, f"{hop} s") for hop in ("received", "event", "run", "task", "report", "deleted")),
+    *((hop, f"{hop} s") for hop in ("received", "event", "run", "task", "last_task", "report", "deleted")),
     ("total", "sent->report s"),
 ]
 SECTIONS: dict[str, list[tuple[str, str, list[tuple[str, str]]]]] = {
@@ -134,9 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     e2e.add_argument("--executions", type=int, default=100)
     e2e.add_argument(
         "--e2e-modes",
-        default="worker,rest,dispatch,watcher",
+        default="worker,rest,dispatch,onetask,watcher",
         help="worker (plain polling worker), rest (worker DAG via REST), dispatch (one run per "
-        "message), watcher (runs from asset events)",
+        "message), onetask (one run per message, one-task worker: @task.fnf_callback), watcher "
+        "(runs from asset events)",
     )
     e2e.add_argument(
         "--e2e-sequential",

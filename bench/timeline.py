@@ -9,6 +9,8 @@ For each execution, the time of each mark, from the record that saw it:
 ``run``       the run that works on it was created (``queued_at`` of the worker run; of the
               watcher run in the watcher mode)
 ``task``      that run's first task started (its earliest task instance ``start_date``)
+``last_task`` that run's last task started (the report task of a two-task worker; the same as
+              ``task`` for a one-task worker)
 ``report``    the flow's ``TaskSucceeded`` event (the report was accepted)
 ``deleted``   the message was deleted (the emulator's message events)
 
@@ -29,7 +31,7 @@ from typing import Any
 
 from bench._common import percentile, rounded
 
-MARKS = ("sent", "received", "event", "run", "task", "report", "deleted")
+MARKS = ("sent", "received", "event", "run", "task", "last_task", "report", "deleted")
 HOPS = MARKS[1:]
 
 
@@ -82,17 +84,21 @@ def all_pages(api: Any, path: str, key: str, **params: Any) -> list[dict[str, An
             return items
 
 
-def first_task_starts(api: Any, dag_id: str, run_ids: set[str] | None = None) -> dict[str, float]:
-    """run id -> the earliest start of its task instances."""
-    starts: dict[str, float] = {}
+def task_starts(
+    api: Any, dag_id: str, run_ids: set[str] | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(run id -> the earliest start of its task instances, run id -> the latest start)."""
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
     path = f"/api/v2/dags/{urllib.parse.quote(dag_id, safe='')}/dagRuns/~/taskInstances"
     for ti in all_pages(api, path, "task_instances"):
         started = parse_time(ti.get("start_date"))
         run_id = ti["dag_run_id"]
         if started is None or (run_ids is not None and run_id not in run_ids):
             continue
-        starts[run_id] = min(started, starts.get(run_id, started))
-    return starts
+        first[run_id] = min(started, first.get(run_id, started))
+        last[run_id] = max(started, last.get(run_id, started))
+    return first, last
 
 
 def asset_event_marks(api: Any, asset_name: str) -> dict[str, dict[str, Any]]:
