@@ -3,7 +3,9 @@ emulator: the example worker ``dags_examples/one_task_worker.py``, one task per 
 
 Two executions of the example's flow each send a message; each message becomes one run's conf,
 as the dispatch writes it: ``n`` = 7 (reported as its square) and ``n`` = "seven" (the function
-raises ValueError, reported as ``Square.InvalidInput``).
+raises ValueError, reported as ``Square.InvalidInput``). A third run
+(``dags/fnf_callback_dags.py``) fails its first try and succeeds on its retry: only the retry
+reports.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pytest
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
 from airflow_provider_fnf.hooks.mns import MNSHook
 from airflow_provider_fnf.messages import parse_message
-from tests.support import set_emulator_connections
+from tests.support import callback_flow_definition, set_emulator_connections
 from tools.local_stack.stack import DAGS_FOLDER
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -28,6 +30,22 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 HERE = Path(__file__).parent
 EXAMPLE = DAGS_FOLDER / "one_task_worker.py"
 INPUTS = {"good": 7, "bad": "seven"}
+RETRIED_DAG_FILE = HERE / "dags" / "fnf_callback_dags.py"
+
+
+def _run_dags(home: Path, dag_file: Path, runs: list[dict], env: dict[str, str]) -> tuple[list[dict], str]:
+    spec = {"home": str(home), "dags_folder": str(dag_file.parent), "dag_file": str(dag_file), "runs": runs}
+    process = subprocess.run(
+        [sys.executable, str(HERE / "dag_runner.py"), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, **env},
+    )
+    log_text = process.stdout + process.stderr
+    result_lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
+    assert process.returncode == 0 and result_lines, log_text[-6000:]
+    return json.loads(result_lines[-1][len("RESULT ") :]), log_text
 
 
 @pytest.fixture(scope="module")
@@ -43,32 +61,33 @@ def runs(tmp_path_factory, emulator):
         executions = {case: f"{case}-{suffix}" for case in INPUTS}
         for case, name in executions.items():
             fnf.start_execution(flow_name, {"n": INPUTS[case]}, name)
+        retried_flow = f"retried-{suffix}"
+        fnf.create_or_update_flow(retried_flow, callback_flow_definition(queue_name, input_key="order"))
+        executions["retried"] = f"retried-{suffix}"
+        fnf.start_execution(retried_flow, {"order": 3}, executions["retried"])
         confs = {}
         while len(confs) < len(executions):
             received = mns.receive_messages(queue_name, 16, wait_seconds=5)
             assert received, "the flow's callback messages did not all arrive"
             for message in received:
                 conf = parse_message(message, queue_name=queue_name, mns_conn_id="mns_default")
-                confs["good" if conf["body"]["n"] == INPUTS["good"] else "bad"] = conf
+                body = conf["body"]
+                confs["retried" if "order" in body else "good" if body["n"] == INPUTS["good"] else "bad"] = (
+                    conf
+                )
         home = tmp_path_factory.mktemp("airflow-home")
-        spec = {
-            "home": str(home),
-            "dags_folder": str(DAGS_FOLDER),
-            "dag_file": str(EXAMPLE),
-            "runs": [{"dag_id": "fnf_one_task_worker", "conf": confs[case]} for case in INPUTS],
-        }
-        process = subprocess.run(
-            [sys.executable, str(HERE / "dag_runner.py"), json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=240,
-            env={**os.environ, **env},
+        results, log_text = _run_dags(
+            home, EXAMPLE, [{"dag_id": "fnf_one_task_worker", "conf": confs[case]} for case in INPUTS], env
         )
-        log_text = process.stdout + process.stderr
-        result_lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
-        assert process.returncode == 0 and result_lines, log_text[-6000:]
-        results = json.loads(result_lines[-1][len("RESULT ") :])
+        retried, retried_log = _run_dags(
+            tmp_path_factory.mktemp("airflow-home"),
+            RETRIED_DAG_FILE,
+            [{"dag_id": "fnf_callback_retried", "conf": confs["retried"]}],
+            env,
+        )
         yield {
+            "retried": retried[0],
+            "retried_flow": retried_flow,
             "results": dict(zip(INPUTS, results, strict=True)),
             "executions": executions,
             "confs": confs,
@@ -76,7 +95,7 @@ def runs(tmp_path_factory, emulator):
             "queue_name": queue_name,
             "fnf": fnf,
             "mns": mns,
-            "log": log_text,
+            "log": log_text + retried_log,
         }
 
 
@@ -115,3 +134,19 @@ def test_the_task_token_is_in_no_provider_log_line_and_no_rendered_field(runs):
         assert not [line for line in provider_lines if conf["task_token"] in line]
         for result in runs["results"].values():
             assert conf["task_token"] not in result["rendered"]
+
+
+def test_a_failed_try_with_retries_left_is_not_reported_and_the_retry_reports(runs, emulator):
+    assert runs["retried"]["state"] == "success"
+    assert runs["retried"]["tasks"] == {"flaky": "success"}
+    name = runs["executions"]["retried"]
+    execution = runs["fnf"].describe_execution(runs["retried_flow"], name, 5)
+    assert execution["Status"] == "Succeeded"
+    assert json.loads(execution["Output"]) == {"order": 3, "try": 2}
+    history = runs["fnf"].get_execution_history(runs["retried_flow"], name)
+    assert [e["Type"] for e in history if e["Type"].startswith("Task")] == [
+        "TaskScheduled",
+        "TaskSubmitted",
+        "TaskSucceeded",
+    ]
+    assert "try 1 of 2 failed; not reported, the next try reports" in runs["log"]
