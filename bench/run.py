@@ -134,10 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     e2e.add_argument("--executions", type=int, default=100)
     e2e.add_argument(
         "--e2e-modes",
-        default="worker,rest,dispatch,onetask,watcher",
+        default="worker,rest,dispatch,watcher,restonetask,onetask",
         help="worker (plain polling worker), rest (worker DAG via REST), dispatch (one run per "
         "message), onetask (one run per message, one-task worker: @task.fnf_callback), watcher "
-        "(runs from asset events)",
+        "(runs from asset events), restonetask (the one-task worker via REST)",
     )
     e2e.add_argument(
         "--e2e-sequential",
