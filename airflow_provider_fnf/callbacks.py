@@ -117,13 +117,17 @@ def _messages_of_run(context: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _reported_message_ids(dag: Any, run_id: str) -> set[str | None]:
-    """Message ids the run's report operators already reported (their XCom record)."""
+    """Message ids the run's report operators and ``@task.fnf_callback`` tasks already reported
+    (their XCom record)."""
+    from airflow_provider_fnf.decorators.fnf import ServerlessWorkflowCallbackDecoratedOperator
+
+    reporters = (ServerlessWorkflowReportTaskOperator, ServerlessWorkflowCallbackDecoratedOperator)
     report_ids = [
         t.task_id
         for t in dag.tasks
-        if isinstance(t, ServerlessWorkflowReportTaskOperator)
-        or getattr(t, "operator_class", None) is ServerlessWorkflowReportTaskOperator
-        or getattr(t, "task_type", None) == ServerlessWorkflowReportTaskOperator.__name__
+        if isinstance(t, reporters)
+        or getattr(t, "operator_class", None) in reporters
+        or getattr(t, "task_type", None) in {r.__name__ for r in reporters}
     ]
     if not report_ids:
         return set()

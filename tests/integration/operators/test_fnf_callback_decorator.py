@@ -120,6 +120,9 @@ def test_an_exception_is_reported_with_its_mapped_error_name(runs):
     assert (
         runs["fnf"].describe_execution(runs["flow_name"], runs["executions"]["bad"], 5)["Status"] == "Failed"
     )
+    # the DAG-level safety net saw the task's report and did not report a second time
+    message_id = runs["confs"]["bad"]["message_id"]
+    assert f"Message {message_id} of run {result['run_id']} was already reported" in runs["log"]
 
 
 def test_both_messages_were_deleted_after_their_reports(runs):
