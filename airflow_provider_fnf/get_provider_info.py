@@ -100,7 +100,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Alibaba Cloud Simple Message Queue (MNS)",
-                "python-modules": ["airflow_provider_fnf.operators.mns", "airflow_provider_fnf.operators.dispatch"],
+                "python-modules": [
+                    "airflow_provider_fnf.operators.mns",
+                    "airflow_provider_fnf.operators.dispatch",
+                ],
             },
             {
                 "integration-name": "Alibaba Cloud Serverless Workflow",

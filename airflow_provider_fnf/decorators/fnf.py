@@ -40,9 +40,7 @@ from airflow_provider_fnf.callbacks import exception_type_names
 from airflow_provider_fnf.exceptions import (
     ServerlessWorkflowInvalidTaskTokenError,
     ServerlessWorkflowOutputError,
-    ServerlessWorkflowTaskAlreadyCompletedError,
 )
-from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
 from airflow_provider_fnf.links.fnf import ServerlessWorkflowExecutionLink
 from airflow_provider_fnf.masking import redact_text
 from airflow_provider_fnf.operators.fnf import (
@@ -52,11 +50,11 @@ from airflow_provider_fnf.operators.fnf import (
     FailedTask,
     ReportTarget,
     check_error_name,
-    delete_reported_message,
     error_name_for,
     failure_cause,
     json_object_text,
     report_failure,
+    report_success,
 )
 
 if TYPE_CHECKING:
@@ -223,32 +221,20 @@ class ServerlessWorkflowCallbackDecoratedOperator(DecoratedOperator, PythonOpera
             raise AirflowFailException(
                 f"{err}; reported to Serverless Workflow as {INVALID_OUTPUT_ERROR} ({summary['outcome']})"
             ) from err
-        assert target.task_token is not None
-        outcome, event_id = "succeeded", None
         try:
-            event_id = ServerlessWorkflowHook(fnf_conn_id=self.fnf_conn_id).report_task_succeeded(
-                target.task_token, output_text
-            )
-            self.log.info(
-                "Reported task succeeded for %s, event %s (%d bytes of output)",
-                target.where(run_id),
-                event_id,
-                len(output_text.encode("utf-8")),
-            )
-        except ServerlessWorkflowTaskAlreadyCompletedError:
-            outcome = "already_completed"
-            self.log.info(
-                "The task of %s was already completed: counting it as reported", target.where(run_id)
+            summary = report_success(
+                target,
+                output_text,
+                fnf_conn_id=self.fnf_conn_id,
+                log=self.log,
+                run_id=run_id,
+                delete_message=self.delete_message,
             )
         except ServerlessWorkflowInvalidTaskTokenError as err:
             raise AirflowFailException(
                 f"{where}: Serverless Workflow rejected the task token ({err.code or 'InvalidArgument'}); "
                 "nothing was reported and the message is kept"
             ) from err
-        deleted = (
-            delete_reported_message(target, log=self.log, run_id=run_id) if self.delete_message else False
-        )
-        summary = target.summary(outcome, event_id, deleted)
         context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=summary)
         return summary
 
