@@ -15,8 +15,8 @@ Flow: ``dags_examples/flows/one_task_flow.yaml``. Its step ``Square`` (``waitFor
     ``catch`` can match) and deletes the message. One task process per message instead of two
     (the work, then :class:`ServerlessWorkflowReportTaskOperator`).
 
-The task token is in the body too (the flow maps it there): it is registered with the secrets
-masker before ``square`` runs, so printing the body shows ``***`` in its place.
+The task token is in the body too (the flow maps it there): ``square`` gets the message with the
+token replaced by ``***`` (the decorator keeps it to report with), so printing the body is safe.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """``@task.fnf_callback``: one task that does a waitForCallback step's work and reports its result.
 
 The decorated function receives the message (``message``: the parsed-message dict a dispatched
-run has as ``dag_run.conf``, its ``body`` the step's input; the task token is registered with the
-secrets masker first, so it prints as ``***``) and returns the step's Output (a dict: a JSON
+run has as ``dag_run.conf``, its ``body`` the step's input) with the task token replaced by
+``***`` wherever it appears (the body carries it too), so nothing the function prints or logs
+can show it, masker or not (LocalExecutor echoes a task's output to the scheduler's log
+unmasked); the decorator keeps the token to report with. It returns the step's Output (a dict: a JSON
 object of at most 32 KiB). The task then reports, in the same process:
 
 - the function returned: ReportTaskSucceeded with the Output, then delete the message;
@@ -42,7 +44,7 @@ from airflow_provider_fnf.exceptions import (
     ServerlessWorkflowOutputError,
 )
 from airflow_provider_fnf.links.fnf import ServerlessWorkflowExecutionLink
-from airflow_provider_fnf.masking import redact_text
+from airflow_provider_fnf.masking import redact_text, redact_value
 from airflow_provider_fnf.operators.fnf import (
     DEFAULT_TASK_FAILED_ERROR,
     INVALID_OUTPUT_ERROR,
@@ -171,7 +173,8 @@ class ServerlessWorkflowCallbackDecoratedOperator(DecoratedOperator, PythonOpera
                 "reported and the message is kept"
             )
         if self.passes_message:
-            self.op_kwargs = {**self.op_kwargs, MESSAGE_ARGUMENT: message}
+            # The function never needs the token (the decorator reports): it gets none to print.
+            self.op_kwargs = {**self.op_kwargs, MESSAGE_ARGUMENT: redact_value(message, (target.task_token,))}
         try:
             output = super().execute(context)
         except (Exception, AirflowTaskTimeout) as exc:

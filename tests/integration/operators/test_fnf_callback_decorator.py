@@ -153,3 +153,12 @@ def test_a_failed_try_with_retries_left_is_not_reported_and_the_retry_reports(ru
         "TaskSucceeded",
     ]
     assert "try 1 of 2 failed; not reported, the next try reports" in runs["log"]
+
+
+def test_the_function_gets_the_message_with_the_token_replaced(runs):
+    # dag.test() masks nothing: what the function printed is what it was given.
+    printed = [line for line in runs["log"].splitlines() if "Working on message" in line]
+    assert len(printed) == 2, printed
+    assert all("'task_token': '***'" in line for line in printed), printed
+    for conf in runs["confs"].values():
+        assert not [line for line in printed if conf["task_token"] in line]
