@@ -44,7 +44,8 @@ def _role_fields() -> dict[str, Any]:
             _SESSION_SECONDS,
         ),
         "policy": _field(
-            "Inline session policy", "Optional RAM policy document (JSON) that narrows the role's permissions."
+            "Inline session policy",
+            "Optional RAM policy document (JSON) that narrows the role's permissions.",
         ),
         "sts_endpoint": _field(
             "STS endpoint",

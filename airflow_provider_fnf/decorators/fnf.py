@@ -17,7 +17,8 @@ object of at most 32 KiB). The task then reports, in the same process:
   after the hook's retries fails the task and keeps the message; no task token fails the task
   and reports nothing.
 
-Reporting and deleting are :mod:`airflow_provider_fnf.operators.fnf`'s, shared with
+Reporting and deleting are :mod:`airflow_provider_fnf.reporting`'s (``report_success``,
+``report_failure``), shared with
 :class:`~airflow_provider_fnf.operators.fnf.ServerlessWorkflowReportTaskOperator`.
 
 .. code-block:: python
@@ -32,6 +33,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import DecoratedOperator, task_decorator_factory
@@ -43,9 +45,10 @@ from airflow_provider_fnf.exceptions import (
     ServerlessWorkflowInvalidTaskTokenError,
     ServerlessWorkflowOutputError,
 )
+from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
 from airflow_provider_fnf.links.fnf import ServerlessWorkflowExecutionLink
 from airflow_provider_fnf.masking import redact_text, redact_value
-from airflow_provider_fnf.operators.fnf import (
+from airflow_provider_fnf.reporting import (
     DEFAULT_TASK_FAILED_ERROR,
     INVALID_OUTPUT_ERROR,
     REPORT_XCOM_KEY,
@@ -135,6 +138,10 @@ class ServerlessWorkflowCallbackDecoratedOperator(DecoratedOperator, PythonOpera
         self.error = error
         self.error_names = dict(error_names or {})
         self.delete_message = delete_message
+
+    @cached_property
+    def hook(self) -> ServerlessWorkflowHook:
+        return ServerlessWorkflowHook(fnf_conn_id=self.fnf_conn_id)
 
     # --- the message -----------------------------------------------------------------------
     def _message(self, context: Context) -> dict[str, Any]:
@@ -228,7 +235,7 @@ class ServerlessWorkflowCallbackDecoratedOperator(DecoratedOperator, PythonOpera
             summary = report_success(
                 target,
                 output_text,
-                fnf_conn_id=self.fnf_conn_id,
+                fnf_hook=self.hook,
                 log=self.log,
                 run_id=run_id,
                 delete_message=self.delete_message,
@@ -250,7 +257,7 @@ class ServerlessWorkflowCallbackDecoratedOperator(DecoratedOperator, PythonOpera
                 target,
                 error=error,
                 cause=cause,
-                fnf_conn_id=self.fnf_conn_id,
+                fnf_hook=self.hook,
                 log=self.log,
                 run_id=run_id,
                 delete_message=self.delete_message,
