@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?=
 
-.PHONY: install browser services lint typecheck test test-unit test-integration test-e2e test-distributed test-soak ci demo emulator bench clean
+.PHONY: install browser services lint typecheck test test-unit test-integration test-e2e test-distributed test-soak test-failover ci demo emulator bench clean
 
 # The provider and, as its own distribution, the emulator (./fnf-emulator), both editable.
 $(STAMP): pyproject.toml fnf-emulator/pyproject.toml
@@ -58,10 +58,15 @@ test-distributed: install services
 
 # 500 executions while the emulators inject faults, restart, and Airflow loses a task and a triggerer.
 test-soak: install services
-	$(PY) -m pytest tests/soak $(PYTEST_FLAGS)
+	$(PY) -m pytest tests/soak/test_soak_faults.py $(PYTEST_FLAGS)
+
+# 200 executions on the distributed topology while the scheduler is killed, the metadata database
+# restarts and the triggerer holding a watcher is killed (~11 min).
+test-failover: install services
+	$(PY) -m pytest tests/soak/test_failover.py $(PYTEST_FLAGS)
 
 # What CI runs on a fresh clone: everything above.
-ci: test test-soak test-distributed
+ci: test test-soak test-failover test-distributed
 
 demo: install
 	$(PY) -m tools.local_stack.demo $(DEMO_ARGS)

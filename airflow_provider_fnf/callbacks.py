@@ -62,6 +62,15 @@ log = logging.getLogger(__name__)
 _MAX_RECORDED_MESSAGE = 2_000
 
 
+def exception_type_names(error: BaseException) -> list[str]:
+    """The qualified names of an exception's type and its bases, most specific first
+    (``["TimeoutError", "OSError", "Exception"]``), as :func:`error_name_for` matches them."""
+    types = [f"{cls.__module__}.{cls.__qualname__}" for cls in type(error).__mro__ if cls not in (object,)]
+    return [t.removeprefix("builtins.") for t in types if not t.endswith(("BaseException",))] or [
+        type(error).__name__
+    ]
+
+
 def record_task_error(context: Mapping[str, Any]) -> None:
     """Task-level ``on_failure_callback``: store the exception that failed the task in XCom
     (key ``serverless_workflow_task_error``) for the report operator and the DAG-level callback.
@@ -75,10 +84,7 @@ def record_task_error(context: Mapping[str, Any]) -> None:
     if error is None:
         log.info("Task %s failed without an exception to record", getattr(ti, "task_id", "?"))
         return
-    types = [f"{cls.__module__}.{cls.__qualname__}" for cls in type(error).__mro__ if cls not in (object,)]
-    types = [t.removeprefix("builtins.") for t in types if not t.endswith(("BaseException",))] or [
-        type(error).__name__
-    ]
+    types = exception_type_names(error)
     message = redact_text(str(error))
     dag_run = context.get("dag_run")
     conf_value = getattr(dag_run, "conf", None)
@@ -111,13 +117,17 @@ def _messages_of_run(context: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _reported_message_ids(dag: Any, run_id: str) -> set[str | None]:
-    """Message ids the run's report operators already reported (their XCom record)."""
+    """Message ids the run's report operators and ``@task.fnf_callback`` tasks already reported
+    (their XCom record)."""
+    from airflow_provider_fnf.decorators.fnf import ServerlessWorkflowCallbackDecoratedOperator
+
+    reporters = (ServerlessWorkflowReportTaskOperator, ServerlessWorkflowCallbackDecoratedOperator)
     report_ids = [
         t.task_id
         for t in dag.tasks
-        if isinstance(t, ServerlessWorkflowReportTaskOperator)
-        or getattr(t, "operator_class", None) is ServerlessWorkflowReportTaskOperator
-        or getattr(t, "task_type", None) == ServerlessWorkflowReportTaskOperator.__name__
+        if isinstance(t, reporters)
+        or getattr(t, "operator_class", None) in reporters
+        or getattr(t, "task_type", None) in {r.__name__ for r in reporters}
     ]
     if not report_ids:
         return set()

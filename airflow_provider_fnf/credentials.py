@@ -264,7 +264,9 @@ def _sts_endpoint(value: str | None, bad: Any) -> str | None:
             )
         endpoint = rest
     if not _HOST_PORT.fullmatch(endpoint):
-        raise bad("sts_endpoint", f"must be host[:port] (e.g. sts-vpc.cn-hangzhou.aliyuncs.com), got {value!r}")
+        raise bad(
+            "sts_endpoint", f"must be host[:port] (e.g. sts-vpc.cn-hangzhou.aliyuncs.com), got {value!r}"
+        )
     return endpoint
 
 
@@ -558,7 +560,12 @@ def _sts_answer(text: str) -> tuple[int | None, str | None, str | None, str]:
         answer = None
     if not isinstance(answer, dict):
         return int(match.group("status")), None, None, text
-    return int(match.group("status")), answer.get("Code"), answer.get("RequestId"), str(answer.get("Message") or text)
+    return (
+        int(match.group("status")),
+        answer.get("Code"),
+        answer.get("RequestId"),
+        str(answer.get("Message") or text),
+    )
 
 
 def _assume_role_advice(code: str | None, status: int | None, role: RAMRoleSettings, source: str) -> str:

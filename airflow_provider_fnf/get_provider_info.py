@@ -44,7 +44,8 @@ def _role_fields() -> dict[str, Any]:
             _SESSION_SECONDS,
         ),
         "policy": _field(
-            "Inline session policy", "Optional RAM policy document (JSON) that narrows the role's permissions."
+            "Inline session policy",
+            "Optional RAM policy document (JSON) that narrows the role's permissions.",
         ),
         "sts_endpoint": _field(
             "STS endpoint",
@@ -100,7 +101,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Alibaba Cloud Simple Message Queue (MNS)",
-                "python-modules": ["airflow_provider_fnf.operators.mns", "airflow_provider_fnf.operators.dispatch"],
+                "python-modules": [
+                    "airflow_provider_fnf.operators.mns",
+                    "airflow_provider_fnf.operators.dispatch",
+                ],
             },
             {
                 "integration-name": "Alibaba Cloud Serverless Workflow",
@@ -116,6 +120,9 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Alibaba Cloud Serverless Workflow",
                 "python-modules": ["airflow_provider_fnf.triggers.fnf"],
             },
+        ],
+        "task-decorators": [
+            {"name": "fnf_callback", "class-name": "airflow_provider_fnf.decorators.fnf.fnf_callback_task"}
         ],
         "queues": ["airflow_provider_fnf.queues.mns.MNSMessageQueueProvider"],
         "extra-links": ["airflow_provider_fnf.links.fnf.ServerlessWorkflowExecutionLink"],

@@ -157,6 +157,21 @@ def redact_text(text: str) -> str:
     return _TASK_TOKEN_ANY_FORM.sub("***", text)
 
 
+def redact_value(value: Any, secrets: tuple[str, ...] = ()) -> Any:
+    """``value`` (strings inside dicts, lists and tuples too) with each of ``secrets`` and
+    everything :func:`redact_text` redacts replaced by ``***``; other values unchanged."""
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret:
+                value = value.replace(secret, "***")
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: redact_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_value(v, secrets) for v in value)
+    return value
+
+
 def scrub_exception_chain(error: BaseException, secrets: tuple[str, ...] = ()) -> BaseException:
     """Redact, in place, the text of ``error`` and of every exception it carries (``__cause__``,
     ``__context__``, the SDKs' ``inner_exception`` and ``reason``), and return it.
@@ -168,16 +183,7 @@ def scrub_exception_chain(error: BaseException, secrets: tuple[str, ...] = ()) -
     """
 
     def clean(value: Any) -> Any:
-        if isinstance(value, str):
-            for secret in secrets:
-                if secret:
-                    value = value.replace(secret, "***")
-            return redact_text(value)
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(clean(v) for v in value)
-        return value
+        return redact_value(value, secrets)
 
     pending: list[BaseException] = [error]
     seen: set[int] = set()

@@ -28,7 +28,6 @@ DAGS = Path(__file__).resolve().parent / "dispatch_dags"
 MODES = ("operator", "mapped", "watcher", "direct")
 
 
-
 def queue_of(mode: str) -> str:
     return f"bench-{mode}"
 

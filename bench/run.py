@@ -80,6 +80,37 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
+_HOP_COLUMNS = [
+    ("mode", "mode"),
+    ("messages", "messages"),
+    *((hop, f"{hop} s") for hop in ("received", "event", "run", "task", "last_task", "report", "deleted")),
+    ("total", "sent->report s"),
+]
+SECTIONS: dict[str, list[tuple[str, str, list[tuple[str, str]]]]] = {
+    "e2e": [
+        (
+            "hops",
+            "Where the time goes, N at once: seconds from the previous mark to this one, median / p95 "
+            "(share of the median sent->report)",
+            _HOP_COLUMNS,
+        ),
+        (
+            "sequential",
+            "One message on an idle stack: executions one after another",
+            [
+                ("mode", "mode"),
+                ("executions", "executions"),
+                ("succeeded", "succeeded"),
+                ("p50_seconds", "p50 s"),
+                ("p95_seconds", "p95 s"),
+                ("max_seconds", "max s"),
+            ],
+        ),
+        ("sequential_hops", "Where the time goes, one message at a time", _HOP_COLUMNS),
+    ]
+}
+"""Further tables of a benchmark: (result key, title, columns)."""
+
 
 def _csv_ints(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(",") if x.strip())
@@ -103,9 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     e2e.add_argument("--executions", type=int, default=100)
     e2e.add_argument(
         "--e2e-modes",
-        default="worker,rest,dispatch,watcher",
+        default="worker,rest,dispatch,watcher,restonetask,onetask",
         help="worker (plain polling worker), rest (worker DAG via REST), dispatch (one run per "
-        "message), watcher (runs from asset events)",
+        "message), onetask (one run per message, one-task worker: @task.fnf_callback), watcher "
+        "(runs from asset events), restonetask (the one-task worker via REST)",
+    )
+    e2e.add_argument(
+        "--e2e-sequential",
+        type=int,
+        default=20,
+        help="executions one after another on the idle stack, per mode (0: none)",
     )
     e2e.add_argument("--e2e-timeout", type=float, default=1800.0, help="seconds per mode")
     e2e.add_argument(
@@ -128,6 +166,7 @@ def _apply_quick(args: argparse.Namespace) -> None:
     args.reports = min(args.reports, 20)
     args.report_concurrency = args.report_concurrency[:2]
     args.executions = min(args.executions, 10)
+    args.e2e_sequential = min(args.e2e_sequential, 3)
 
 
 def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -154,6 +193,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
             modes=modes,
             timeout=args.e2e_timeout,
             database=args.e2e_database,
+            sequential=args.e2e_sequential,
             echo=echo,
         )
     raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(ORDER)}")
@@ -188,15 +228,22 @@ def table(name: str, result: dict[str, Any]) -> str:
     if result.get("error"):
         lines.append(f"FAILED TO RUN: {result['error']}")
         return "\n".join(lines)
-    columns = COLUMNS[name]
-    lines.append("| " + " | ".join(title for _, title in columns) + " |")
-    lines.append("|" + "|".join("---" for _ in columns) + "|")
-    for row in result["rows"]:
-        lines.append("| " + " | ".join(_cell(row.get(key)) for key, _ in columns) + " |")
-    lines.append("")
+    lines.extend(_rows_table(COLUMNS[name], result["rows"]))
+    for key, title, columns in SECTIONS.get(name, []):
+        if result.get(key):
+            lines.extend([f"{title}:", "", *_rows_table(columns, result[key])])
     for goal in result["goals"]:
         lines.append(f"- {'MET' if goal['met'] else 'NOT MET'}: {goal['goal']}: {goal['measured']}")
     return "\n".join(lines)
+
+
+def _rows_table(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["| " + " | ".join(title for _, title in columns) + " |"]
+    lines.append("|" + "|".join("---" for _ in columns) + "|")
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(key)) for key, _ in columns) + " |")
+    lines.append("")
+    return lines
 
 
 def machine() -> dict[str, Any]:

@@ -280,7 +280,11 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
                 if isinstance(inner, FnFProviderError):
                     # Our own, from the credentials (a role that cannot be assumed...), with its cause.
                     raise inner from inner.__cause__
-                if not renewed and _error_code(exc) in FNF_EXPIRED_TOKEN_CODES and self._renew_credentials(action):
+                if (
+                    not renewed
+                    and _error_code(exc) in FNF_EXPIRED_TOKEN_CODES
+                    and self._renew_credentials(action)
+                ):
                     renewed = True
                     attempt -= 1  # refused before it did anything
                     continue

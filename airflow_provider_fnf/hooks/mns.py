@@ -320,7 +320,11 @@ class MNSHook(ConnectionSettingsHook[_MNSSettings]):
             try:
                 return fn(ambiguous)
             except MNSExceptionBase as exc:
-                if not renewed and exc.type in MNS_EXPIRED_TOKEN_CODES and self._renew_credentials(operation, queue_name):
+                if (
+                    not renewed
+                    and exc.type in MNS_EXPIRED_TOKEN_CODES
+                    and self._renew_credentials(operation, queue_name)
+                ):
                     renewed = True
                     attempt -= 1  # the request was refused before it did anything
                     continue

@@ -22,6 +22,9 @@ Admin API (both ports, JSON, no authentication; the emulator binds to 127.0.0.1 
   injected error and ``dropped`` for a connection the fault rules closed; ``delayed`` counts
   the requests a latency rule slowed down (they are counted under their outcome too). With ``data_dir`` the
   counts are saved at a clean stop and read back at start, like the rest of the state.
+- ``GET /_emulator/mns/message-events?queue=NAME[&message_id=ID]``: when each message was sent,
+  received, had its visibility changed, was deleted or expired (:mod:`.mns.events`, memory
+  only); ``DELETE`` clears it.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from fnf_emulator.core import (
 )
 from fnf_emulator.faults import FaultInjector
 from fnf_emulator.identities import Identities, RamRole
-from fnf_emulator.mns.service import MNSService
+from fnf_emulator.mns.service import MNSService, parse_query
 from fnf_emulator.sts import STSService
 from fnf_emulator.tls import EmulatorTLS
 
@@ -563,8 +566,21 @@ class Emulator:
                         self.faults.remove(rule.id)
                     return _json(400, {"error": str(exc)})
                 return _json(201, {"faults": [r.to_dict() for r in added]})
+        if parts == ["mns", "message-events"] and self.mns is not None:
+            if method == "GET":
+                params = parse_query(request.query)
+                found = self.mns.message_events.events(params.get("queue"), params.get("message_id"))
+                return _json(200, {"events": found})
+            if method == "DELETE":
+                self.mns.message_events.clear()
+                return _json(200, {"cleared": True})
         if len(parts) == 2 and parts[0] == "faults" and method == "DELETE":
             if parts[1].isdigit() and self.faults.remove(int(parts[1])):
                 return _json(200, {"deleted": 1})
             return _json(404, {"error": f"no fault rule {parts[1]}"})
-        return _json(404, {"error": f"no admin resource {method} {request.path}; see health, reset, faults"})
+        return _json(
+            404,
+            {
+                "error": f"no admin resource {method} {request.path}; see health, reset, faults, stats, mns/message-events"
+            },
+        )

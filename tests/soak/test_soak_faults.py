@@ -26,7 +26,6 @@ import os
 import signal
 import sys
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +36,8 @@ from urllib.parse import quote
 import pytest
 
 from tests.soak.dags import soak
+from tests.soak.support import admin as _admin
+from tests.soak.support import all_pages, scan_logs
 from tools.local_stack.flows import callback_flow
 from tools.local_stack.processes import session_members
 from tools.local_stack.stack import ACCESS_KEY_SECRET, AirflowTopology, LocalStack
@@ -75,15 +76,6 @@ def _echo(line: str) -> None:
     print(f"[soak] {line}", file=sys.stderr, flush=True)
 
 
-def _admin(endpoint: str, method: str, path: str, body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{endpoint}/_emulator/{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or b"null")
-
-
 def _endpoints(stack: LocalStack) -> dict[str, str]:
     return {"mns": stack.emulator.mns_endpoint, "fnf": stack.emulator.fnf_endpoint}
 
@@ -96,15 +88,6 @@ def install_faults(stack: LocalStack) -> None:
 def remove_faults(stack: LocalStack) -> None:
     for endpoint in _endpoints(stack).values():
         _admin(endpoint, "DELETE", "faults")
-
-
-def all_pages(stack: LocalStack, path: str, key: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    while True:
-        page = stack.api.get(path, limit=100, offset=len(items))[key]
-        items.extend(page)
-        if len(page) < 100:
-            return items
 
 
 class Soak:
@@ -323,20 +306,3 @@ def test_soak_with_faults(soak_stack: tuple[LocalStack, Path]) -> None:
     path = Path(os.environ.get("FNF_SOAK_RESULTS") or stack.work_dir / "soak-results.json")
     path.write_text(json.dumps(results, indent=2), encoding="utf-8")
     _echo(f"results ({path}):\n{json.dumps({k: v for k, v in results.items() if k != 'events'}, indent=2)}")
-
-
-def scan_logs(stack: LocalStack, needles: set[str]) -> dict[str, Any]:
-    """Files under AIRFLOW_HOME/logs and the components' own logs that contain a needle."""
-    files = [*stack.airflow_home.joinpath("logs").rglob("*"), *stack.work_dir.glob("airflow-*.log")]
-    found: dict[str, Any] = {}
-    scanned = 0
-    for path in files:
-        if not path.is_file():
-            continue
-        scanned += 1
-        text = path.read_text(encoding="utf-8", errors="replace")
-        hits = [n[:12] + "..." for n in needles if n in text]
-        if hits:
-            found[str(path)] = hits[:3]
-    found["__files__"] = scanned
-    return found

@@ -38,7 +38,7 @@ FLOWS = DAGS_FOLDER / "flows"
 REFERENCE_FLOW = "fnf-demo"
 REFERENCE_FLOW_FILE = FLOWS / "reference_flow.yaml"
 REFERENCE_QUEUE = "fnf-demo"
-EXAMPLE_QUEUES = ("fnf-demo", "fnf-data-pipeline", "fnf-watcher-demo")
+EXAMPLE_QUEUES = ("fnf-demo", "fnf-data-pipeline", "fnf-watcher-demo", "fnf-one-task")
 """Every queue an example DAG reads: they must exist before Airflow's watchers start."""
 REFERENCE_DAGS = ("fnf_demo_dispatcher", "fnf_reference_worker")
 WORKER_DAG = "fnf_reference_worker"

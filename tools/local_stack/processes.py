@@ -151,6 +151,20 @@ class ManagedProcess:
             self.popen.wait(timeout=5)
         self._log.close()
 
+    def kill(self, echo: Echo) -> None:
+        """SIGKILL the whole session at once, as a crash or an OOM kill would; returns when nothing
+        is left of it."""
+        sid = self.pid
+        echo(f"Killing {self.name} (pid {sid}) with SIGKILL")
+        _signal_session(sid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while session_members(sid) and time.monotonic() < deadline:
+            self.popen.poll()
+            time.sleep(0.1)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=5)
+        self._log.close()
+
 
 class Reaper:
     """A small process that kills the sessions it was told about if this process dies first."""

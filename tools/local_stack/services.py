@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from tools.local_stack.processes import Echo, ManagedProcess, StackError, free_port, tail
@@ -99,6 +100,28 @@ class PostgresServer:
             )
         if done.returncode:
             raise StackError(f"initdb failed ({done.returncode}); {init_log} ends with:\n{tail(init_log)}")
+        self._run(bin_dir, timeout)
+        created = subprocess.run(
+            [
+                str(bin_dir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                POSTGRES_USER,
+                POSTGRES_DATABASE,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if created.returncode:
+            raise StackError(f"createdb {POSTGRES_DATABASE} failed: {created.stderr.strip()}")
+
+    def _run(self, bin_dir: Path, timeout: float) -> None:
+        """Start the server on the initialized cluster and wait until it accepts connections."""
+        assert self.data_dir is not None
         settings = {
             "listen_addresses": "127.0.0.1",
             "unix_socket_directories": str(self.data_dir),
@@ -125,23 +148,26 @@ class PostgresServer:
             timeout=timeout,
             interval=0.3,
         )
-        created = subprocess.run(
-            [
-                str(bin_dir / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                POSTGRES_USER,
-                POSTGRES_DATABASE,
-            ],
+
+    def restart(self, down_seconds: float = 0.0, timeout: float = 60.0) -> None:
+        """Stop the server (fast shutdown: every client connection is cut at once), wait
+        ``down_seconds``, and start it again on the same port and data: what a restart of the
+        database host does to Airflow."""
+        if self.process is None or self.data_dir is None:
+            raise StackError("PostgreSQL is not running")
+        bin_dir = postgres_bin_dir()
+        self.echo(f"Restarting PostgreSQL on port {self.port} (fast shutdown)")
+        subprocess.run(
+            self._as_server_user(
+                [str(bin_dir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w"]
+            ),
             capture_output=True,
-            text=True,
             check=False,
+            timeout=timeout,
         )
-        if created.returncode:
-            raise StackError(f"createdb {POSTGRES_DATABASE} failed: {created.stderr.strip()}")
+        self.process.stop(self.echo)  # the server has exited: this reaps it and closes its log
+        time.sleep(down_seconds)
+        self._run(bin_dir, timeout)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -710,17 +710,44 @@ class LocalStack:
             )
         self.echo(f"  metadata database migrated in {time.monotonic() - started:.0f} s")
 
-    def restart_component(self, component: str, *, timeout: float = 120.0) -> None:
+    def restart_component(self, component: str, *, kill: bool = False, timeout: float = 120.0) -> None:
         """Stop one Airflow process (``triggerer-1``, ``scheduler``, ``celery-worker-2``...) the
-        way an operator would (SIGTERM, then SIGKILL after a grace period), start it again and
-        wait until Airflow is healthy. Only with a topology of separate processes."""
+        way an operator would (SIGTERM, then SIGKILL after a grace period) or, with ``kill``, the
+        way a crash does (SIGKILL at once), start it again and wait until Airflow is healthy.
+        Only with a topology of separate processes."""
         if component not in self.airflow_processes or self.topology.standalone:
             raise StackError(
                 f"No Airflow process {component!r} to restart; the stack runs {sorted(self.airflow_processes)}"
             )
-        self.airflow_processes[component].stop(self.echo)
+        process = self.airflow_processes[component]
+        if kill:
+            process.kill(self.echo)
+        else:
+            process.stop(self.echo)
         self._start_component(component)
         self._wait_for_airflow(timeout=timeout)
+
+    def restart_postgres(self, down_seconds: float = 0.0) -> None:
+        """Restart the metadata database (a fast shutdown cuts every connection), same port and
+        data; Airflow's processes are left to cope, as they would with a database failover."""
+        if self.postgres is None:
+            raise StackError("The stack runs no PostgreSQL (topology database is sqlite)")
+        self.postgres.restart(down_seconds)
+        assert self.postgres.process is not None
+        self._started(self.postgres.process)
+
+    def start_exited_components(self, *, timeout: float = 120.0) -> list[str]:
+        """Start again every Airflow process that exited (what a supervisor does); wait until
+        Airflow is healthy. Returns the components restarted."""
+        exited = [c for c, p in self.airflow_processes.items() if not p.alive()]
+        for component in exited:
+            self.echo(
+                f"airflow {component} had exited (status {self.airflow_processes[component].popen.returncode})"
+            )
+            self.airflow_processes[component].stop(self.echo)
+            self._start_component(component)
+        self._wait_for_airflow(timeout=timeout)
+        return exited
 
     def _check_alive(self) -> None:
         for component, process in self.airflow_processes.items():

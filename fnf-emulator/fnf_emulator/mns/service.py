@@ -47,8 +47,10 @@ from fnf_emulator.limits import (
     MNS_MIN_RETENTION_SECONDS,
     MNS_MIN_VISIBILITY_TIMEOUT,
 )
+from fnf_emulator.mns import events as message_events
 from fnf_emulator.mns import wire
 from fnf_emulator.mns.auth import authenticate
+from fnf_emulator.mns.events import MNSMessageEventLog
 from fnf_emulator.mns.store import MNSDatabase, MNSQueue, QueueAttributes, StoredMessage
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,8 @@ class MNSService:
         self._seq = 0
         self._closed = False
         self._db: MNSDatabase | None = None
+        self.message_events = MNSMessageEventLog()
+        """Each message's sends, receives, visibility changes and deletes (admin API, memory only)."""
         if data_dir:
             os.makedirs(data_dir, exist_ok=True)
             self._db = MNSDatabase(os.path.join(data_dir, DATABASE_FILE))
@@ -208,6 +212,7 @@ class MNSService:
             queues = list(self._queues.values())
             self._queues.clear()
             self._seq = 0
+            self.message_events.clear()
             if self._db is not None:
                 self._db.clear()
             for queue in queues:
@@ -306,10 +311,15 @@ class MNSService:
             raise ServiceError(404, "QueueNotExist", f"The queue name you provided is not exist: {name}.")
         return queue
 
-    def _purge(self, queue: MNSQueue, now: int) -> None:
-        gone = queue.purge_expired(now)
+    def _purge(self, queue: MNSQueue, now: int, force: bool = False) -> None:
+        gone = queue.purge_expired(now, force=force)
+        for message in gone:
+            self._record(queue, message, message_events.EXPIRED, now)
         if gone and self._db is not None:
             self._db.delete_messages(queue.name, (m.message_id for m in gone))
+
+    def _record(self, queue: MNSQueue, message: StoredMessage, event: str, now: int) -> None:
+        self.message_events.record(queue.name, message.message_id, event, now, message.dequeue_count)
 
     def _enqueue(self, queue: MNSQueue, items: Iterable[tuple[str, int, int]]) -> list[StoredMessage]:
         """Store messages (body, priority, delay seconds); the caller holds the lock."""
@@ -331,6 +341,7 @@ class MNSService:
             self._db.insert_messages(queue.name, stored)
         for message in stored:
             queue.add(message, now)
+            self._record(queue, message, message_events.SENT, now)
         queue.cond.notify_all()
         return stored
 
@@ -423,9 +434,7 @@ class MNSService:
         with self._lock:
             queue = self._queue(name)
             now = _now_ms()
-            gone = queue.purge_expired(now, force=True)
-            if gone and self._db is not None:
-                self._db.delete_messages(queue.name, (m.message_id for m in gone))
+            self._purge(queue, now, force=True)
             meta = self._queue_meta(queue, now)
         return 200, wire.values_document("Queue", meta), {}
 
@@ -558,6 +567,7 @@ class MNSService:
                         if not message.first_dequeue_time:
                             message.first_dequeue_time = now
                         queue.hide(message, until, self._new_handle(message))
+                        self._record(queue, message, message_events.RECEIVED, now)
                     if self._db is not None:
                         self._db.update_messages(name, messages)
                     return messages
@@ -610,8 +620,10 @@ class MNSService:
             raise ServiceError(400, "MissingReceiptHandle", "ReceiptHandle is required.")
         with self._lock:
             queue = self._queue(name)
-            message = self._current_message(queue, handle, _now_ms())
+            now = _now_ms()
+            message = self._current_message(queue, handle, now)
             queue.remove(message)
+            self._record(queue, message, message_events.DELETED, now)
             if self._db is not None:
                 self._db.delete_messages(name, [message.message_id])
         return 204, b"", {}
@@ -644,6 +656,7 @@ class MNSService:
                     )
                     continue
                 queue.remove(message)
+                self._record(queue, message, message_events.DELETED, now)
                 deleted.append(message.message_id)
             if deleted and self._db is not None:
                 self._db.delete_messages(name, deleted)
@@ -668,6 +681,7 @@ class MNSService:
             now = _now_ms()
             message = self._current_message(queue, handle, now)
             queue.hide(message, now + timeout * 1000, self._new_handle(message))
+            self._record(queue, message, message_events.VISIBILITY_CHANGED, now)
             if self._db is not None:
                 self._db.update_messages(name, [message])
             queue.cond.notify_all()

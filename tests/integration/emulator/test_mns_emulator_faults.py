@@ -151,4 +151,35 @@ def test_stats_survive_a_restart_with_a_data_dir(tmp_path):
     with Emulator(data_dir=str(tmp_path)) as second:
         account = Account(second.mns_endpoint, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET)
         account.get_queue("kept").get_attributes()
-        assert admin(second, "GET", "stats").json()["mns"] == {"CreateQueue": {"OK": 1}, "GetQueueAttributes": {"OK": 1}}
+        assert admin(second, "GET", "stats").json()["mns"] == {
+            "CreateQueue": {"OK": 1},
+            "GetQueueAttributes": {"OK": 1},
+        }
+
+
+def test_message_events_record_each_step_of_a_message_in_order(emulator: Emulator, queue: Queue):
+    sent = queue.send_message(Message("job")).message_id
+    other = queue.send_message(Message("other")).message_id
+    received = queue.receive_message(0)
+    assert received.message_id == sent
+    changed = queue.change_message_visibility(received.receipt_handle, 1)
+    time.sleep(1.2)  # visible again: the next receive is the second dequeue
+    again = queue.receive_message(0)
+    assert again.message_id == sent and again.dequeue_count == 2
+    queue.delete_message(again.receipt_handle)
+    assert changed.receipt_handle != again.receipt_handle
+
+    events = admin(emulator, "GET", f"mns/message-events?queue={queue.queue_name}&message_id={sent}").json()
+    steps = [(e["event"], e["dequeue_count"]) for e in events["events"]]
+    assert steps == [("sent", 0), ("received", 1), ("visibility_changed", 1), ("received", 2), ("deleted", 2)]
+    times = [e["time_ms"] for e in events["events"]]
+    assert times == sorted(times) and time.time() * 1000 - times[0] < 10_000
+
+    everything = admin(emulator, "GET", "mns/message-events").json()["events"]
+    assert {e["message_id"] for e in everything} == {sent, other}
+    assert admin(emulator, "GET", "mns/message-events?queue=elsewhere").json() == {"events": []}
+    assert admin(emulator, "DELETE", "mns/message-events").json() == {"cleared": True}
+    assert admin(emulator, "GET", "mns/message-events").json() == {"events": []}
+    queue.send_message(Message("after"))
+    admin(emulator, "POST", "reset")
+    assert admin(emulator, "GET", "mns/message-events").json() == {"events": []}

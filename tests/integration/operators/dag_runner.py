@@ -30,6 +30,10 @@ def main() -> None:
     from airflow.sdk import DAG
 
     dags = {value.dag_id: value for value in vars(module).values() if isinstance(value, DAG)}
+    if any(run["dag_id"] not in dags for run in spec["runs"]):  # DAGs made in unnamed `with DAG(...)`
+        from airflow.dag_processing.dagbag import DagBag
+
+        dags.update(DagBag(dag_folder=spec["dag_file"]).dags)
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.utils.session import create_session
     from sqlalchemy import select

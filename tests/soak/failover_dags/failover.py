@@ -1,0 +1,54 @@
+"""DAGs of the failover run (``tests/soak/test_failover.py``): two watched queues, one worker DAG.
+
+``failover_dispatcher_a`` / ``failover_dispatcher_b`` -> ``failover_worker``
+    Each queue has an AssetWatcher (one trigger each) feeding ``MNSDispatchMessagesOperator``,
+    which starts one ``failover_worker`` run per message. With a triggerer capacity of 1 and two
+    triggerers, each triggerer holds one watcher, so killing one leaves the other running.
+
+Every task retries: a task whose process died with the scheduler, the database or a worker is
+retried, and each retry is safe (run ids de-duplicate dispatching; a second report of a completed
+task answers TaskAlreadyCompleted).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, Asset, AssetWatcher
+
+from airflow_provider_fnf.operators.dispatch import MNSDispatchMessagesOperator
+from airflow_provider_fnf.operators.fnf import ServerlessWorkflowReportTaskOperator
+from airflow_provider_fnf.triggers.mns import MNSMessageTrigger
+
+QUEUES = ("failover-a", "failover-b")
+WORKER_DAG_ID = "failover_worker"
+DISPATCHER_DAG_IDS = tuple(f"failover_dispatcher_{q.rsplit('-', 1)[1]}" for q in QUEUES)
+DAG_IDS = (*DISPATCHER_DAG_IDS, WORKER_DAG_ID)
+LEASE_SECONDS = 300
+"""Longer than a message waits for its worker run, shorter than the run's patience for strays."""
+START = pendulum.datetime(2024, 1, 1, tz="UTC")
+RETRIES = {"retries": 4, "retry_delay": timedelta(seconds=3)}
+
+for queue, dispatcher_id in zip(QUEUES, DISPATCHER_DAG_IDS, strict=True):
+    asset = Asset(
+        f"{queue.replace('-', '_')}_queue",
+        watchers=[
+            AssetWatcher(
+                name=f"{queue.replace('-', '_')}_watcher",
+                trigger=MNSMessageTrigger(queue_name=queue, wait_time_seconds=5, lease_seconds=LEASE_SECONDS),
+            )
+        ],
+    )
+    with DAG(dag_id=dispatcher_id, schedule=[asset], start_date=START, catchup=False, default_args=RETRIES):
+        MNSDispatchMessagesOperator(task_id="dispatch", trigger_dag_id=WORKER_DAG_ID)
+
+with DAG(
+    dag_id=WORKER_DAG_ID,
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    max_active_runs=32,
+    default_args=RETRIES,
+):
+    ServerlessWorkflowReportTaskOperator(task_id="report", output={"n": "{{ dag_run.conf['body']['n'] }}"})
