@@ -61,9 +61,9 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-provider-fnf",
         "name": "Alibaba Cloud Serverless Workflow (FnF) and Simple Message Queue (MNS)",
         "description": (
-            "Makes Airflow the worker fleet of Alibaba Cloud Serverless Workflow: MNS sensors and "
-            "triggers start DAG runs from waitForCallback task messages, and operators report the "
-            "task token's result back."
+            "Makes Airflow the worker fleet of Alibaba Cloud Serverless Workflow and CloudFlow: MNS "
+            "sensors and triggers start DAG runs from waitForCallback / WaitForCustomCallback task "
+            "messages, and operators report the task token's result back."
         ),
         "versions": [__version__],
         "integrations": [
@@ -169,6 +169,7 @@ def get_provider_info() -> dict[str, Any]:
                         "endpoint": "127.0.0.1:9912 (local emulator) or leave empty",
                         "protocol": "https",
                         "role_arn": "acs:ram::1234567890123456:role/airflow-worker (optional)",
+                        "service": "serverless_workflow",
                     },
                 },
                 "conn-fields": {
@@ -182,6 +183,11 @@ def get_provider_info() -> dict[str, Any]:
                         "STS security token", "Optional STS token for temporary credentials.", _PASSWORD
                     ),
                     **_role_fields(),
+                    "service": _field(
+                        "Service generation",
+                        "serverless_workflow (default: 32 KiB Output and Input, accepted by both) or "
+                        "cloudflow (64 KiB): the limits checked before each call.",
+                    ),
                 },
             },
         ],

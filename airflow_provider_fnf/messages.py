@@ -25,10 +25,16 @@ from airflow_provider_fnf.masking import mask_task_token
 if TYPE_CHECKING:
     from jsonpath_ng import JSONPath
 
-DEFAULT_TOKEN_KEYS: tuple[str, ...] = ("task_token", "taskToken")
-"""Where a waitForCallback step's task token is looked for in a JSON body, in this order.
-Serverless Workflow leaves the key to the flow author (``$context.task.token`` is mapped to a
-target of their choice); these two are the conventions."""
+DEFAULT_TOKEN_KEYS: tuple[str, ...] = ("task_token", "taskToken", "TaskToken")
+"""Where a callback step's task token is looked for in a JSON body, in this order; the first
+non-empty string wins. Both generations leave the key to the flow author:
+
+- ``task_token``, ``taskToken``: Serverless Workflow's conventions (``waitForCallback``, the
+  ``inputMappings`` target of ``$context.task.token``; the reference document uses ``task_token``).
+- ``TaskToken``: CloudFlow's (``WaitForCustomCallback``,
+  ``TaskToken.$: $Context.Current.TaskToken`` in the ``MNS:SendMessage`` message), last so that
+  a body carrying an older key as well reads as before.
+"""
 
 RUN_ID_PREFIX = "mns"
 RUN_ID_MAX_CHARS = 250

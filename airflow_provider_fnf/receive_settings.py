@@ -54,7 +54,8 @@ class MNSReceiveSettings:
         leasing it. Delivery then becomes at most once: if the run fails before reporting, the
         task token is lost and the flow waits for its step's timeout.
     :param token_keys: keys under which the task token is looked for in a JSON body, in order;
-        a dotted key walks nested objects.
+        a dotted key walks nested objects. Default ``task_token``, ``taskToken`` (Serverless
+        Workflow's conventions), ``TaskToken`` (CloudFlow's).
     :param message_filtering: a JSONPath expression applied to the body (jsonpath-ng with its
         extensions, as Amazon's ``SqsSensor``), or, in ``MNSSensor`` only, a callable taking the
         parsed message dict. Non-matching messages are released at once.

@@ -1,8 +1,10 @@
 """Reporting a task token's result: what the report operator and the failure callbacks share.
 
 - **Output and Cause**: :func:`json_object_text` (an Output or Input as the JSON text of an
-  object of at most 32 KiB) and :func:`truncate_cause` (a Cause cut to 4,096 characters with one
-  visible marker). The hook applies both to every call, so whatever reaches the service fits.
+  object within the service generation's limit: 32 KiB Serverless Workflow, 64 KiB CloudFlow;
+  :func:`check_event_size` says which limit and by how much) and :func:`truncate_cause` (a Cause
+  cut to 4,096 characters with one visible marker). The hook applies both to every call, with
+  its connection's limits, so whatever reaches the service fits.
 - **Failed tasks**: :func:`collect_failed_tasks` reads a run's failed task instances and the error
   :func:`airflow_provider_fnf.callbacks.record_task_error` recorded for each; :func:`error_name_for`
   and :func:`failure_cause` turn them into the error name and the Cause of ReportTaskFailed.
@@ -32,7 +34,13 @@ from airflow_provider_fnf.exceptions import (
     ServerlessWorkflowOutputError,
     ServerlessWorkflowTaskAlreadyCompletedError,
 )
-from airflow_provider_fnf.limits import FNF_MAX_CAUSE_CHARS, FNF_MAX_ERROR_CHARS, FNF_MAX_OUTPUT_BYTES
+from airflow_provider_fnf.limits import (
+    CLOUDFLOW_LIMITS,
+    FNF_MAX_CAUSE_CHARS,
+    FNF_MAX_ERROR_CHARS,
+    SERVERLESS_WORKFLOW_LIMITS,
+    FnFServiceLimits,
+)
 from airflow_provider_fnf.masking import mask_task_token, redact_text
 from airflow_provider_fnf.messages import decode_task_token
 
@@ -44,7 +52,8 @@ DEFAULT_TASK_FAILED_ERROR = "Airflow.TaskFailed"
 DEFAULT_TIMEOUT_ERROR = "Airflow.Timeout"
 """The error name reported for a task timeout (``AirflowTaskTimeout``) or a DAG run timeout."""
 INVALID_OUTPUT_ERROR = "Airflow.InvalidOutput"
-"""The error name reported when the Output is not a JSON object or is larger than 32 KiB."""
+"""The error name reported when the Output is not a JSON object or is larger than the service's
+limit (32 KiB Serverless Workflow, 64 KiB CloudFlow)."""
 DEFAULT_ERROR_NAMES: dict[str, str] = {"AirflowTaskTimeout": DEFAULT_TIMEOUT_ERROR}
 """Exception type -> error name used unless the author maps the type otherwise."""
 
@@ -106,14 +115,22 @@ def truncate_cause(cause: str | None, limit: int = FNF_MAX_CAUSE_CHARS) -> str:
 
 
 def json_object_text(
-    value: Any, *, what: str = "the Output", where: str | None = None, limit: int = FNF_MAX_OUTPUT_BYTES
+    value: Any,
+    *,
+    what: str = "the Output",
+    where: str | None = None,
+    limits: FnFServiceLimits = SERVERLESS_WORKFLOW_LIMITS,
+    conn_id: str | None = None,
 ) -> str:
-    """``value`` as the compact JSON text of an object of at most ``limit`` bytes (UTF-8).
+    """``value`` as the compact JSON text of an object within ``limits.max_event_bytes`` (UTF-8):
+    the service generation's limit, 32 KiB Serverless Workflow (the default), 64 KiB CloudFlow
+    (:attr:`ServerlessWorkflowHook.limits <airflow_provider_fnf.hooks.fnf.ServerlessWorkflowHook.limits>`
+    gives a connection's).
 
     ``value`` is a mapping, or a string (or bytes) holding a JSON object; None means ``{}``.
 
     :raises ServerlessWorkflowOutputError: naming ``what`` (and ``where``) when it is not a JSON
-        object, cannot be written as JSON, or is too large.
+        object, cannot be written as JSON, or is too large (see :func:`check_event_size`).
     """
     prefix = f"{where}: " if where else ""
     if value is None:
@@ -139,13 +156,32 @@ def json_object_text(
         text = json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ServerlessWorkflowOutputError(f"{prefix}{what} cannot be written as JSON ({err})") from None
-    size = len(text.encode("utf-8"))
-    if size > limit:
-        raise ServerlessWorkflowOutputError(
-            f"{prefix}{what} is {size} bytes of JSON, over Serverless Workflow's {limit}-byte limit: "
-            "keep large results elsewhere (object storage, a database) and report a reference"
-        )
+    check_event_size(text, what=f"{prefix}{what}", limits=limits, conn_id=conn_id)
     return text
+
+
+def check_event_size(
+    text: str, *, what: str, limits: FnFServiceLimits = SERVERLESS_WORKFLOW_LIMITS, conn_id: str | None = None
+) -> None:
+    """Raise :class:`ServerlessWorkflowOutputError` when the JSON ``text`` is larger than the
+    service generation's event limit, saying which limit and by how many bytes (and, over
+    Serverless Workflow's 32 KiB but within CloudFlow's 64 KiB, how to choose CloudFlow's)."""
+    size = len(text.encode("utf-8"))
+    limit = limits.max_event_bytes
+    if size <= limit:
+        return
+    connection = f" (connection {conn_id!r})" if conn_id else ""
+    hint = (
+        f"; CloudFlow accepts {CLOUDFLOW_LIMITS.max_event_bytes:,} bytes: if the flow runs on CloudFlow, "
+        'set extra "service": "cloudflow" on the fnf connection'
+        if size <= CLOUDFLOW_LIMITS.max_event_bytes
+        else ""
+    )
+    raise ServerlessWorkflowOutputError(
+        f"{what} is {size:,} bytes of JSON, {size - limit:,} bytes over {limits.service}'s limit of "
+        f"{limit:,} bytes per event{connection}: keep large results elsewhere (object storage, a "
+        f"database) and report a reference to them{hint}"
+    )
 
 
 @dataclass

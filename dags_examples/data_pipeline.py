@@ -1,9 +1,12 @@
 """A data pipeline step run by Airflow: process the date partition a flow names in its message.
 
-Flow: ``dags_examples/flows/data_pipeline_flow.yaml``. Its step ``ProcessPartition`` sends
-``{"task_token", "dataset", "partition", "input_path", "output_dir"}`` to the MNS queue
-``fnf-data-pipeline`` and waits. ``input_path`` is a CSV file with the columns
-``order_id,region,amount``.
+Flows: ``dags_examples/flows/data_pipeline_flow.yaml`` (Serverless Workflow): its step
+``ProcessPartition`` sends ``{"task_token", "dataset", "partition", "input_path", "output_dir"}``
+to the MNS queue ``fnf-data-pipeline`` and waits. ``data_pipeline_cloudflow.yaml`` (CloudFlow):
+a Map over the execution's partitions whose ``ProcessPartition`` state sends the same message
+(its token under ``TaskToken``) for every partition at once, one burst of messages; it catches
+``DataPipeline.InvalidPartition`` per partition and hands the gathered results to the next
+state. ``input_path`` is a CSV file with the columns ``order_id,region,amount``.
 
 ``fnf_data_pipeline_dispatcher``
     A ``@continuous`` DAG: a deferrable :class:`MNSSensor` waits for messages in the triggerer,
@@ -16,7 +19,8 @@ Flow: ``dags_examples/flows/data_pipeline_flow.yaml``. Its step ``ProcessPartiti
     ``validate_partition`` >> ``aggregate`` >> ``write_summary`` >> ``report``.
 
     - Success: ``report`` sends ``{"rows", "total_amount", "regions", "summary_path"}`` with
-      ReportTaskSucceeded; the flow maps it into its next step, ``PublishSummary``.
+      ReportTaskSucceeded; the flow maps it into its next step, ``PublishSummary`` (CloudFlow:
+      ``$Output`` in the state's OutputConstructor, gathered by the Map for ``PublishReport``).
     - A missing or malformed partition raises :class:`PartitionValidationError`;
       ``record_task_error`` records the exception type and ``report`` maps it, through
       ``error_names``, to the error ``DataPipeline.InvalidPartition`` with a Cause naming the

@@ -1,7 +1,12 @@
 """The reference document's worker, as Airflow DAGs: one DAG run per task message.
 
-Flow: ``dags_examples/flows/reference_flow.yaml``. Its step ``Task_1`` (``waitForCallback``) sends
-``{"task_token": "<token>", "key": "value"}`` to the MNS queue ``fnf-demo`` and pauses.
+Flows: ``dags_examples/flows/reference_flow.yaml`` (Serverless Workflow): its step ``Task_1``
+(``waitForCallback``) sends ``{"task_token": "<token>", "key": "value"}`` to the MNS queue
+``fnf-demo`` and pauses. Its CloudFlow twin, ``reference_flow_cloudflow.yaml``: the state
+``Task_1`` (``MNS:SendMessage``, ``WaitForCustomCallback``) sends
+``{"TaskToken": "<token>", "key": "value"}`` to the same queue. These DAGs serve both unchanged:
+the token is read from ``task_token``, ``taskToken`` or ``TaskToken``, and the run's conf, run id
+and report are the same for both generations.
 
 Two DAGs do what the document's ``worker.py`` loop does:
 
@@ -14,7 +19,8 @@ Two DAGs do what the document's ``worker.py`` loop does:
     ``dag_run.conf``. A redelivered message finds its run by that id: no duplicate runs.
 
 ``fnf_reference_worker``
-    ``do_the_work`` reads the message body from ``dag_run.conf`` and returns ``{"key": "value"}``;
+    ``do_the_work`` reads the message body from ``dag_run.conf`` and returns ``{"key": "value"}``
+    (the step's ``$local``; in CloudFlow, the state's ``$Output``);
     :class:`ServerlessWorkflowReportTaskOperator` reports it with ReportTaskSucceeded (or
     ReportTaskFailed when ``do_the_work`` failed) and only then deletes the message.
     ``TaskAlreadyCompleted`` counts as reported, so a redelivered message is deleted too.

@@ -42,7 +42,6 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
 from airflow_provider_fnf.callbacks import exception_type_names
 from airflow_provider_fnf.exceptions import (
-    ServerlessWorkflowInvalidTaskTokenError,
     ServerlessWorkflowOutputError,
 )
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
@@ -58,6 +57,7 @@ from airflow_provider_fnf.reporting import (
     error_name_for,
     failure_cause,
     json_object_text,
+    rejected_token_text,
     report_failure,
     report_success,
 )
@@ -225,49 +225,45 @@ class ServerlessWorkflowCallbackDecoratedOperator(DecoratedOperator, PythonOpera
         run_id = context.get("run_id")
         where = f"Task {self.task_id}, {target.where(run_id)}"
         try:
-            output_text = json_object_text(output, what="the returned Output", where=where)
+            output_text = json_object_text(
+                output, what="the returned Output", where=where, limits=self.hook.limits
+            )
         except ServerlessWorkflowOutputError as err:
             summary = self._report_failure(context, target, INVALID_OUTPUT_ERROR, str(err))
             raise AirflowFailException(
                 f"{err}; reported to Serverless Workflow as {INVALID_OUTPUT_ERROR} ({summary['outcome']})"
             ) from err
-        try:
-            summary = report_success(
-                target,
-                output_text,
-                fnf_hook=self.hook,
-                log=self.log,
-                run_id=run_id,
-                delete_message=self.delete_message,
-            )
-        except ServerlessWorkflowInvalidTaskTokenError as err:
-            raise AirflowFailException(
-                f"{where}: Serverless Workflow rejected the task token ({err.code or 'InvalidArgument'}); "
-                "nothing was reported and the message is kept"
-            ) from err
+        summary = report_success(
+            target,
+            output_text,
+            fnf_hook=self.hook,
+            log=self.log,
+            run_id=run_id,
+            delete_message=self.delete_message,
+        )
         context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=summary)
+        if summary["outcome"] == "rejected_token":
+            raise AirflowFailException(f"{where}: {rejected_token_text(summary)}")
         return summary
 
     def _report_failure(
         self, context: Context, target: ReportTarget, error: str, cause: str
     ) -> dict[str, Any]:
         run_id = context.get("run_id")
-        try:
-            summary = report_failure(
-                target,
-                error=error,
-                cause=cause,
-                fnf_hook=self.hook,
-                log=self.log,
-                run_id=run_id,
-                delete_message=self.delete_message,
-            )
-        except ServerlessWorkflowInvalidTaskTokenError as err:
-            raise AirflowFailException(
-                f"Task {self.task_id}, {target.where(run_id)}: Serverless Workflow rejected the task token "
-                f"({err.code or 'InvalidArgument'}) while reporting {error}; the message is kept"
-            ) from err
+        summary = report_failure(
+            target,
+            error=error,
+            cause=cause,
+            fnf_hook=self.hook,
+            log=self.log,
+            run_id=run_id,
+            delete_message=self.delete_message,
+        )
         context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=summary)
+        if summary["outcome"] == "rejected_token":
+            raise AirflowFailException(
+                f"Task {self.task_id}, {target.where(run_id)}: reporting {error}: {rejected_token_text(summary)}"
+            )
         return summary
 
 

@@ -1,4 +1,6 @@
-"""Hook for Alibaba Cloud Serverless Workflow (FnF, API 2019-03-15), over ``alibabacloud-fnf20190315``.
+"""Hook for Alibaba Cloud Serverless Workflow and CloudFlow (FnF, API 2019-03-15), over
+``alibabacloud-fnf20190315``. CloudFlow is the current generation of the same service: one API,
+one SDK, one hook; the connection's extra ``service`` says which generation's limits apply.
 
 Reporting a task token is the heart of it: :meth:`ServerlessWorkflowHook.report_task_succeeded`
 and :meth:`~ServerlessWorkflowHook.report_task_failed` check the service's limits before the call,
@@ -48,11 +50,15 @@ from airflow_provider_fnf.hooks._common import (
     untrusted_certificate_advice,
 )
 from airflow_provider_fnf.limits import (
+    CLOUDFLOW_EXPRESS_MAX_SECONDS,
+    FNF_DEFAULT_SERVICE,
     FNF_MAX_DESCRIBE_WAIT_SECONDS,
     FNF_MAX_ERROR_CHARS,
     FNF_MAX_HISTORY_LIMIT,
     FNF_MAX_LIST_LIMIT,
     FNF_MAX_NAME_CHARS,
+    FNF_SERVICE_LIMITS,
+    FnFServiceLimits,
 )
 from airflow_provider_fnf.masking import mask_task_token, redact_text, scrub_exception_chain
 from airflow_provider_fnf.reporting import json_object_text, truncate_cause
@@ -98,6 +104,9 @@ The published codes of ReportTask* have no 404 for an unknown token; a token tha
 parsed or verified answers 400 ``InvalidArgument`` (the emulator does the same for both, its
 choice marked *unconfirmed*). The report's other arguments are checked before the call, so an
 InvalidArgument to a report is the token."""
+EXECUTION_MODES = ("Standard", "Express")
+"""CloudFlow's flow execution modes (CreateFlow ``ExecutionMode``): Standard runs through
+StartExecution, Express only through StartSyncExecution."""
 
 
 @dataclass(frozen=True)
@@ -110,15 +119,20 @@ class _FnFSettings:
     """Static credentials (the source of ``role`` if set), or None for the default chain."""
     role: RAMRoleSettings | None = None
     """The RAM role assumed with them (extra ``role_arn``...), if any."""
+    service: str = FNF_DEFAULT_SERVICE
+    """The connection's extra ``service``: ``serverless_workflow`` or ``cloudflow``."""
 
 
 class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
-    """Talk to Serverless Workflow: report task tokens, start and watch executions, manage flows.
+    """Talk to Serverless Workflow or CloudFlow: report task tokens, start and watch executions
+    (Express ones synchronously), manage flows.
 
     Connection (type ``fnf``): login = AccessKey ID, password = AccessKey Secret, extra
     ``{"region": "cn-hangzhou"}`` and optionally ``"endpoint"`` (``host[:port]`` or
-    ``http(s)://host[:port]``), ``"protocol"`` (``https`` default, ``http``) and
-    ``"security_token"`` (STS). With no login and password, the alibabacloud-credentials default
+    ``http(s)://host[:port]``), ``"protocol"`` (``https`` default, ``http``),
+    ``"security_token"`` (STS) and ``"service"``: ``"serverless_workflow"`` (default: the
+    previous generation's 32 KiB Output and Input, which both generations accept) or
+    ``"cloudflow"`` (64 KiB). With no login and password, the alibabacloud-credentials default
     chain is used. With ``"role_arn"`` (and optionally ``role_session_name``, ``external_id``,
     ``session_duration``, ``policy``, ``sts_endpoint``, ``sts_region``) those credentials assume
     the RAM role and the hook signs with the role's, renewed before they expire
@@ -170,6 +184,13 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         extra = dict(conn.extra_dejson or {})
         credentials = credentials_from_connection(self.fnf_conn_id, conn.login, conn.password, extra)
         region = extra_str(extra, "region")
+        service = (extra_str(extra, "service") or FNF_DEFAULT_SERVICE).lower()
+        if service not in FNF_SERVICE_LIMITS:
+            raise FnFConfigurationError(
+                f"Connection {self.fnf_conn_id!r}: extra 'service' must be one of "
+                f"{', '.join(FNF_SERVICE_LIMITS)}, got {extra.get('service')!r}",
+                conn_id=self.fnf_conn_id,
+            )
         protocol = extra_str(extra, "protocol")
         endpoint = extra_str(extra, "endpoint")
         if protocol is not None:
@@ -217,7 +238,18 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
             region=region,
             credentials=credentials,
             role=role_from_connection(self.fnf_conn_id, extra),
+            service=service,
         )
+
+    @property
+    def limits(self) -> FnFServiceLimits:
+        """The limits of the service generation the connection talks to (its extra ``service``)."""
+        return FNF_SERVICE_LIMITS[self.settings.service]
+
+    def check_json_object(self, value: Mapping[str, Any] | str, *, what: str) -> str:
+        """``value`` as compact JSON text of an object within the connection's service limit;
+        :func:`json_object_text` with this connection's limits."""
+        return json_object_text(value, what=what, limits=self.limits, conn_id=self.fnf_conn_id)
 
     def get_conn(self) -> FnFClient:
         """This thread's SDK client (created on first use in each thread; clients are cheap)."""
@@ -257,8 +289,10 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         *,
         read_timeout_seconds: float | None = None,
         secrets: tuple[str, ...] = (),
+        idempotent: bool = True,
     ) -> dict[str, Any]:
-        """Run one SDK call with bounded retries; return the response body as a PascalCase dict."""
+        """Run one SDK call with bounded retries; return the response body as a PascalCase dict.
+        A call that is not ``idempotent`` is retried only when it was throttled (refused unrun)."""
         from darabonba.runtime import RuntimeOptions
         from Tea.exceptions import TeaException
 
@@ -291,7 +325,7 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
                 within_budget = attempt < self.max_attempts or (
                     _is_throttled(exc) and time.monotonic() - started < self.throttle_retry_seconds
                 )
-                if within_budget and is_retryable_fnf_error(exc):
+                if within_budget and is_retryable_fnf_error(exc, idempotent=idempotent):
                     retry_after = getattr(exc, "retry_after", None)
                     delay = backoff_delay(
                         attempt,
@@ -416,8 +450,10 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
 
     # --- task tokens -------------------------------------------------------------------
     def report_task_succeeded(self, task_token: str, output: Mapping[str, Any] | str) -> int:
-        """Report a waitForCallback task as succeeded; ``output`` (a JSON object, as a dict or JSON
-        text, at most 32 KiB) becomes the step's ``$local``. Return the service's EventId.
+        """Report a callback task (``waitForCallback``, CloudFlow's ``WaitForCustomCallback``) as
+        succeeded; ``output`` (a JSON object, as a dict or JSON text, within the service's limit:
+        32 KiB Serverless Workflow, 64 KiB CloudFlow) becomes the step's ``$local`` (CloudFlow:
+        the state's ``$Output``). Return the service's EventId.
 
         :raises ServerlessWorkflowOutputError: output is not a JSON object or is too large.
         :raises ServerlessWorkflowTaskAlreadyCompletedError: the token was reported before.
@@ -425,7 +461,7 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         from alibabacloud_fnf20190315.models import ReportTaskSucceededRequest
 
         token = _check_token(task_token)
-        text = json_object_text(output, what="the Output")
+        text = self.check_json_object(output, what="the Output")
         request = ReportTaskSucceededRequest(task_token=token, output=text)
         body = self._call(
             "ReportTaskSucceeded",
@@ -447,14 +483,22 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         from alibabacloud_fnf20190315.models import ReportTaskFailedRequest
 
         token = _check_token(task_token)
-        if not isinstance(error, str) or not 1 <= len(error) <= FNF_MAX_ERROR_CHARS:
+        limit = self.limits.max_error_chars
+        if not isinstance(error, str) or not 1 <= len(error) <= limit:
+            got = (
+                f"{len(error)} characters, {len(error) - limit} over the limit"
+                if isinstance(error, str) and error
+                else ("an empty string" if isinstance(error, str) else type(error).__name__)
+            )
             raise FnFConfigurationError(
-                f"ReportTaskFailed error must be 1..{FNF_MAX_ERROR_CHARS} characters, got "
-                f"{len(error) if isinstance(error, str) else type(error).__name__}: {str(error)[:40]!r}...",
+                f"ReportTaskFailed Error must be 1..{limit} characters in {self.limits.service}, got "
+                f"{got}: {str(error)[:40]!r}...",
                 conn_id=self.fnf_conn_id,
             )
         request = ReportTaskFailedRequest(
-            task_token=token, error=error, cause=truncate_cause(str(cause or error))
+            task_token=token,
+            error=error,
+            cause=truncate_cause(str(cause or error), self.limits.max_cause_chars),
         )
         body = self._call(
             "ReportTaskFailed",
@@ -472,22 +516,63 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         flow_name: str,
         input: Mapping[str, Any] | str | None = None,
         execution_name: str | None = None,
+        *,
+        qualifier: str | None = None,
     ) -> dict[str, Any]:
         """Start an execution of ``flow_name`` with ``input`` (a JSON object). Without a name one is
-        generated, so that a retried call cannot start the flow twice. Return the execution."""
+        generated, so that a retried call cannot start the flow twice. ``qualifier`` (CloudFlow)
+        names the flow version or alias to run. Standard flows only: an Express flow runs through
+        :meth:`start_sync_execution`. Return the execution."""
         from alibabacloud_fnf20190315.models import StartExecutionRequest
 
         _check_name("flow_name", flow_name)
         name = execution_name or f"airflow-{uuid.uuid4()}"
         _check_name("execution_name", name)
-        text = json_object_text(input, what="the Input") if input is not None else None
-        request = StartExecutionRequest(flow_name=flow_name, execution_name=name, input=text)
+        text = self.check_json_object(input, what="the Input") if input is not None else None
+        request = StartExecutionRequest(
+            flow_name=flow_name, execution_name=name, input=text, qualifier=qualifier or None
+        )
         body = self._call(
             "StartExecution",
-            f"flow {flow_name!r}",
+            f"flow {flow_name!r}" + (f" ({qualifier})" if qualifier else ""),
             lambda c, rt: c.start_execution_with_options(request, rt),
         )
         log.info("Started Serverless Workflow execution %s of flow %s", body.get("Name", name), flow_name)
+        return body
+
+    def start_sync_execution(
+        self,
+        flow_name: str,
+        input: Mapping[str, Any] | str | None = None,
+        execution_name: str | None = None,
+        *,
+        qualifier: str | None = None,
+    ) -> dict[str, Any]:
+        """Run an execution of a CloudFlow Express flow and return it once it has ended (at most
+        5 minutes): ``Status`` (``Succeeded``, ``Failed``, ``TimedOut``...), ``Output``,
+        ``ErrorCode``, ``ErrorMessage``, ``Name``, ``StartedTime``, ``StoppedTime``.
+
+        The service names the execution ``{execution_name}:{UUID}`` (names need not be unique).
+        The call is retried only when throttled: after a network failure or a server error the
+        flow may have run, and running it again is the caller's decision.
+        """
+        from alibabacloud_fnf20190315.models import StartSyncExecutionRequest
+
+        _check_name("flow_name", flow_name)
+        if execution_name is not None:
+            _check_name("execution_name", execution_name)
+        text = self.check_json_object(input, what="the Input") if input is not None else None
+        request = StartSyncExecutionRequest(
+            flow_name=flow_name, execution_name=execution_name, input=text, qualifier=qualifier or None
+        )
+        body = self._call(
+            "StartSyncExecution",
+            f"flow {flow_name!r}" + (f" ({qualifier})" if qualifier else ""),
+            lambda c, rt: c.start_sync_execution_with_options(request, rt),
+            read_timeout_seconds=self.read_timeout_seconds + CLOUDFLOW_EXPRESS_MAX_SECONDS,
+            idempotent=False,
+        )
+        log.info("Express execution %s of flow %s ended %s", body.get("Name"), flow_name, body.get("Status"))
         return body
 
     def describe_execution(
@@ -563,10 +648,15 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         return body
 
     def list_executions(
-        self, flow_name: str, status: str | None = None, limit: int | None = None
+        self,
+        flow_name: str,
+        status: str | None = None,
+        limit: int | None = None,
+        *,
+        qualifier: str | None = None,
     ) -> list[dict[str, Any]]:
         """Executions of the flow (newest first, as the service orders them), optionally only those
-        with ``status``; all pages, or at most ``limit``."""
+        with ``status`` or started with ``qualifier`` (CloudFlow); all pages, or at most ``limit``."""
         from alibabacloud_fnf20190315.models import ListExecutionsRequest
 
         if limit is not None and (isinstance(limit, bool) or limit < 1):
@@ -578,7 +668,7 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         while True:
             page = FNF_MAX_LIST_LIMIT if limit is None else min(FNF_MAX_LIST_LIMIT, limit - len(executions))
             request = ListExecutionsRequest(
-                flow_name=flow_name, status=status, limit=page, next_token=next_token
+                flow_name=flow_name, status=status, limit=page, next_token=next_token, qualifier=qualifier
             )
 
             def call(c: FnFClient, rt: RuntimeOptions, request: Any = request) -> Any:
@@ -592,14 +682,36 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
 
     # --- flows -------------------------------------------------------------------------
     def create_or_update_flow(
-        self, name: str, definition: str, *, description: str = "", role_arn: str | None = None
+        self,
+        name: str,
+        definition: str,
+        *,
+        description: str = "",
+        role_arn: str | None = None,
+        execution_mode: str | None = None,
     ) -> dict[str, Any]:
-        """Create the flow (FDL, standard mode), or update its definition if it exists; return it."""
+        """Create the flow, or update its definition if it exists; return it.
+
+        ``definition`` is either generation's language (``Type`` stays ``FDL`` for both: the text
+        tells them apart). ``execution_mode`` (CloudFlow): ``Standard`` (the service's default)
+        or ``Express``; UpdateFlow cannot change it, so an existing flow in another mode is an
+        error that says so.
+        """
         from alibabacloud_fnf20190315.models import CreateFlowRequest, UpdateFlowRequest
 
         _check_name("flow name", name)
+        if execution_mode is not None and execution_mode not in EXECUTION_MODES:
+            raise FnFConfigurationError(
+                f"Flow {name!r}: execution_mode must be one of {', '.join(EXECUTION_MODES)}, "
+                f"got {execution_mode!r}"
+            )
         create = CreateFlowRequest(
-            name=name, definition=definition, description=description, type="FDL", role_arn=role_arn
+            name=name,
+            definition=definition,
+            description=description,
+            type="FDL",
+            role_arn=role_arn,
+            execution_mode=execution_mode,
         )
         try:
             body = self._call(
@@ -610,6 +722,13 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         except ServerlessWorkflowError as err:
             if err.code != "FlowAlreadyExists":
                 raise
+        if execution_mode is not None:
+            current = self.describe_flow(name).get("ExecutionMode") or EXECUTION_MODES[0]
+            if current != execution_mode:
+                raise FnFConfigurationError(
+                    f"Flow {name!r} exists in {current} mode, not {execution_mode}: UpdateFlow cannot "
+                    "change a flow's execution mode; delete the flow or choose another name"
+                )
         update = UpdateFlowRequest(
             name=name, definition=definition, description=description, type="FDL", role_arn=role_arn
         )
@@ -720,9 +839,14 @@ class _ServerlessWorkflowCredentials:
 
 
 # --- one function decides what is retryable --------------------------------------------
-def is_retryable_fnf_error(exc: BaseException) -> bool:
+def is_retryable_fnf_error(exc: BaseException, *, idempotent: bool = True) -> bool:
     """True for errors worth another attempt: throttling (429 ResourceThrottled), server errors
-    (5xx), 409 TaskInvalidState ("please retry") and network failures. Everything else is final."""
+    (5xx), 409 TaskInvalidState ("please retry") and network failures. Everything else is final.
+
+    A call that is not ``idempotent`` (StartSyncExecution runs an Express flow each time) is
+    retried only when throttled: a refused call has not run, a failed one may have."""
+    if not idempotent:
+        return getattr(exc, "inner_exception", None) is None and _is_throttled(exc)
     inner = getattr(exc, "inner_exception", None)
     if inner is not None:
         return _is_network_error(inner)

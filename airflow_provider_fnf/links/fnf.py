@@ -1,8 +1,12 @@
-"""A link in the Airflow UI from a task to the Serverless Workflow execution it worked for.
+"""A link in the Airflow UI from a task to the Serverless Workflow or CloudFlow execution it
+worked for.
 
 The console page is either the Alibaba Cloud console (region, flow and execution) or, when the
 ``fnf`` connection points at a local endpoint (``127.0.0.1``, ``localhost``), the local
-emulator's console page ``{endpoint}/console/flows/{flow}/executions/{execution}``.
+emulator's console page ``{endpoint}/console/flows/{flow}/executions/{execution}``. Both
+generations of the service live in one console and one API, so one URL scheme serves both.
+An Express execution (CloudFlow, StartSyncExecution) links to its flow's page: the service keeps
+no execution history for Express flows, and its name (``{name}:{UUID}``) has no page of its own.
 
 The operators compute the URL while they run (they know the connection, the flow and the
 execution) and store it with :meth:`ServerlessWorkflowExecutionLink.persist`; the link only
@@ -22,10 +26,10 @@ if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey
 
 ALIBABA_CLOUD_CONSOLE = "https://fnf.console.aliyun.com"
-"""The Serverless Workflow console. Flow pages are ``/fnf/{region}/flows/item/{flow}`` (seen in
-the official sample repositories); the execution page below the flow page,
-``/executions/item/{execution}``, is *unconfirmed*: it follows the console's own ``item``
-routing, and the flow page is one click away if it moves."""
+"""The console of both generations (Serverless Workflow, now CloudFlow). Flow pages are
+``/fnf/{region}/flows/item/{flow}`` (seen in the official sample repositories); the execution page
+below the flow page, ``/executions/item/{execution}``, is *unconfirmed*: it follows the console's
+own ``item`` routing, and the flow page is one click away if it moves."""
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})
 _REGION_IN_HOST = re.compile(r"^(?P<region>[a-z]{2}-[a-z0-9-]+?)(?:-internal)?\.fnf\.aliyuncs\.com$")
@@ -59,6 +63,7 @@ def serverless_workflow_console_url(
     region: str | None = None,
     endpoint: str | None = None,
     protocol: str | None = None,
+    express: bool = False,
 ) -> str:
     """The console page of one execution, or ``""`` when it cannot be known.
 
@@ -66,11 +71,14 @@ def serverless_workflow_console_url(
       a local endpoint without a scheme is taken as ``http`` unless ``protocol`` says otherwise.
     - otherwise the Alibaba Cloud console of ``region`` (read from a
       ``{region}[-internal].fnf.aliyuncs.com`` endpoint when not given).
+    - ``express``: the flow's page instead (an Express execution has none of its own).
     """
     if not flow_name or not execution_name:
         return ""
     flow = quote(flow_name, safe="")
     execution = quote(execution_name, safe="")
+    local_page = f"/console/flows/{flow}" + ("" if express else f"/executions/{execution}")
+    cloud_page = f"/flows/item/{flow}" + ("" if express else f"/executions/item/{execution}")
     split = _split_endpoint(endpoint, protocol)
     if split is not None:
         scheme, netloc = split
@@ -78,18 +86,18 @@ def serverless_workflow_console_url(
         if host in LOCAL_HOSTS:
             if "://" not in (endpoint or "") and not protocol:
                 scheme = "http"
-            return f"{scheme}://{netloc}/console/flows/{flow}/executions/{execution}"
+            return f"{scheme}://{netloc}{local_page}"
         if not region:
             match = _REGION_IN_HOST.match(host)
             region = match.group("region") if match else None
     if not region:
         return ""
-    return (
-        f"{ALIBABA_CLOUD_CONSOLE}/fnf/{quote(region, safe='')}/flows/item/{flow}/executions/item/{execution}"
-    )
+    return f"{ALIBABA_CLOUD_CONSOLE}/fnf/{quote(region, safe='')}{cloud_page}"
 
 
-def console_url_for_connection(fnf_conn_id: str, flow_name: str, execution_name: str) -> str:
+def console_url_for_connection(
+    fnf_conn_id: str, flow_name: str, execution_name: str, *, express: bool = False
+) -> str:
     """The console URL of an execution, with the region and endpoint read from an ``fnf`` connection."""
     from airflow.sdk import BaseHook
 
@@ -100,12 +108,14 @@ def console_url_for_connection(fnf_conn_id: str, flow_name: str, execution_name:
         region=extra.get("region") or None,
         endpoint=extra.get("endpoint") or None,
         protocol=extra.get("protocol") or None,
+        express=express,
     )
 
 
 class ServerlessWorkflowExecutionLink(BaseOperatorLink):
-    """The "Serverless Workflow execution" link: the console page of the execution a task reported to or
-    started. Empty until the task has stored it (see :meth:`persist`)."""
+    """The "Serverless Workflow execution" link: the console page of the execution a task reported
+    to or started, in either generation (the flow's page for an Express execution). Empty until
+    the task has stored it (see :meth:`persist`)."""
 
     name = "Serverless Workflow execution"
 
@@ -117,7 +127,13 @@ class ServerlessWorkflowExecutionLink(BaseOperatorLink):
 
     @classmethod
     def persist(
-        cls, context: Context, *, fnf_conn_id: str, flow_name: str | None, execution_name: str | None
+        cls,
+        context: Context,
+        *,
+        fnf_conn_id: str,
+        flow_name: str | None,
+        execution_name: str | None,
+        express: bool = False,
     ) -> str:
         """Compute the execution's console URL and store it for the link; returns the URL.
 
@@ -127,7 +143,7 @@ class ServerlessWorkflowExecutionLink(BaseOperatorLink):
         url = ""
         if flow_name and execution_name:
             try:
-                url = console_url_for_connection(fnf_conn_id, flow_name, execution_name)
+                url = console_url_for_connection(fnf_conn_id, flow_name, execution_name, express=express)
             except Exception as err:  # the link must never fail the work it decorates
                 import logging
 

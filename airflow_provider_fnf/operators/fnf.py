@@ -5,6 +5,8 @@
   only then deletes the message that carried the token.
 - :class:`ServerlessWorkflowStartExecutionOperator`: the reverse direction, start a flow (and
   optionally wait for it, in the worker or in the triggerer).
+- :class:`ServerlessWorkflowStartSyncExecutionOperator`: run a CloudFlow Express flow
+  synchronously and return its output.
 
 What a report does (targets, Output checks, the Cause, deleting the message afterwards) lives in
 :mod:`airflow_provider_fnf.reporting`, which the DAG-level safety net in
@@ -26,6 +28,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_fnf.exceptions import (
     FnFConfigurationError,
     ServerlessWorkflowError,
+    ServerlessWorkflowExecutionFailedError,
     ServerlessWorkflowOutputError,
 )
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
@@ -50,8 +53,11 @@ from airflow_provider_fnf.reporting import (
 from airflow_provider_fnf.sensors.fnf import raise_for_execution_event
 from airflow_provider_fnf.triggers.fnf import (
     RUNNING_STATUSES,
+    SUCCEEDED_STATUS,
     ServerlessWorkflowExecutionTrigger,
     execution_event,
+    parse_execution_output,
+    unknown_status_message,
 )
 
 if TYPE_CHECKING:
@@ -285,8 +291,11 @@ class ServerlessWorkflowReportTaskOperator(BaseOperator):
                 f"{'deleted' if summary['deleted'] else 'not deleted'}"
             )
 
+        fnf_hook = ServerlessWorkflowHook(fnf_conn_id=self.fnf_conn_id)
         try:
-            output_text = json_object_text(self._output_value(context), what="the Output", where=where)
+            output_text = json_object_text(
+                self._output_value(context), what="the Output", where=where, limits=fnf_hook.limits
+            )
         except ServerlessWorkflowOutputError as err:
             summary = self._report_failure(context, target, INVALID_OUTPUT_ERROR, str(err))
             raise AirflowFailException(
@@ -296,7 +305,7 @@ class ServerlessWorkflowReportTaskOperator(BaseOperator):
         summary = report_success(
             target,
             output_text,
-            fnf_hook=ServerlessWorkflowHook(fnf_conn_id=self.fnf_conn_id),
+            fnf_hook=fnf_hook,
             log=self.log,
             run_id=run_id,
             delete_message=self.delete_message,
@@ -333,7 +342,9 @@ def _is_mapped(task: Any) -> bool:
 
 # --- the reverse direction -----------------------------------------------------------------
 class ServerlessWorkflowStartExecutionOperator(BaseOperator):
-    """Start an execution of a Serverless Workflow flow, and optionally wait for it to end.
+    """Start an execution of a Serverless Workflow or CloudFlow (Standard mode) flow, and
+    optionally wait for it to end. For a CloudFlow Express flow use
+    :class:`ServerlessWorkflowStartSyncExecutionOperator`.
 
     Without waiting it returns the execution name. Waiting, it returns the execution's Output
     (parsed JSON) and fails with the execution's error and cause when it ends Failed, TimedOut or
@@ -344,8 +355,11 @@ class ServerlessWorkflowStartExecutionOperator(BaseOperator):
     waits for the execution its first try started.
 
     :param flow_name: the flow (templated).
-    :param execution_input: the Input (templated): a dict or a JSON object string, at most 32 KiB.
+    :param execution_input: the Input (templated): a dict or a JSON object string, within the
+        connection's service limit (32 KiB Serverless Workflow, 64 KiB CloudFlow).
     :param execution_name: the execution name (templated); None lets the service choose one.
+    :param qualifier: CloudFlow: the flow version or alias to run (templated); None runs the
+        latest definition.
     :param fnf_conn_id: the ``fnf`` connection (templated).
     :param wait_for_completion: wait for the execution to end (default False).
     :param wait_time_seconds: ``DescribeExecution`` long poll per call while waiting, 0..60.
@@ -353,7 +367,13 @@ class ServerlessWorkflowStartExecutionOperator(BaseOperator):
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     """
 
-    template_fields: Sequence[str] = ("flow_name", "execution_input", "execution_name", "fnf_conn_id")
+    template_fields: Sequence[str] = (
+        "flow_name",
+        "execution_input",
+        "execution_name",
+        "qualifier",
+        "fnf_conn_id",
+    )
     template_fields_renderers = {"execution_input": "json"}
     operator_extra_links = (ServerlessWorkflowExecutionLink(),)
     ui_color = "#ffb366"
@@ -364,6 +384,7 @@ class ServerlessWorkflowStartExecutionOperator(BaseOperator):
         flow_name: str,
         execution_input: dict[str, Any] | str | None = None,
         execution_name: str | None = None,
+        qualifier: str | None = None,
         fnf_conn_id: str = "fnf_default",
         wait_for_completion: bool = False,
         wait_time_seconds: int = FNF_MAX_DESCRIBE_WAIT_SECONDS,
@@ -380,6 +401,7 @@ class ServerlessWorkflowStartExecutionOperator(BaseOperator):
         self.flow_name = flow_name
         self.execution_input = execution_input
         self.execution_name = execution_name
+        self.qualifier = qualifier
         self.fnf_conn_id = fnf_conn_id
         self.wait_for_completion = wait_for_completion
         self.wait_time_seconds = wait_time_seconds
@@ -391,9 +413,11 @@ class ServerlessWorkflowStartExecutionOperator(BaseOperator):
         return ServerlessWorkflowHook(fnf_conn_id=self.fnf_conn_id)
 
     def _start(self, where: str) -> dict[str, Any]:
-        input_text = json_object_text(self.execution_input, what="the execution input", where=where)
+        input_text = execution_input_text(self.hook, self.execution_input, where=where)
         try:
-            return self.hook.start_execution(self.flow_name, input_text, self.execution_name or None)
+            return self.hook.start_execution(
+                self.flow_name, input_text, self.execution_name or None, qualifier=self.qualifier or None
+            )
         except ServerlessWorkflowError as err:
             if err.code != "ExecutionAlreadyExists" or not self.execution_name:
                 raise
@@ -419,7 +443,7 @@ class ServerlessWorkflowStartExecutionOperator(BaseOperator):
         if self.deferrable:
             # Check once before deferring: a short flow may already be done.
             execution = self.hook.describe_execution(self.flow_name, name)
-            if execution.get("Status") not in RUNNING_STATUSES:
+            if _has_ended(execution, where=where):
                 return raise_for_execution_event(execution_event(self.hook, execution), where=where)
             self.defer(
                 trigger=ServerlessWorkflowExecutionTrigger(
@@ -434,10 +458,9 @@ class ServerlessWorkflowStartExecutionOperator(BaseOperator):
         while True:
             started = time.monotonic()
             execution = self.hook.describe_execution(self.flow_name, name, self.wait_time_seconds)
-            status = execution.get("Status")
-            if status not in RUNNING_STATUSES:
+            if _has_ended(execution, where=where):
                 return raise_for_execution_event(execution_event(self.hook, execution), where=where)
-            self.log.info("Execution %s of flow %s is %s", name, self.flow_name, status)
+            self.log.info("Execution %s of flow %s is %s", name, self.flow_name, execution.get("Status"))
             remaining = self.poll_interval - (time.monotonic() - started)
             if remaining > 0:
                 time.sleep(remaining)
@@ -448,3 +471,103 @@ class ServerlessWorkflowStartExecutionOperator(BaseOperator):
             "Execution %s of flow %s succeeded", (event or {}).get("execution_name"), self.flow_name
         )
         return output
+
+
+def execution_input_text(hook: ServerlessWorkflowHook, value: Any, *, where: str) -> str:
+    """An execution's Input as JSON text, checked against the connection's service limit; None
+    means ``{}``. Errors name ``where``, the limit and by how much it is passed."""
+    return json_object_text(
+        value, what="the execution input", where=where, limits=hook.limits, conn_id=hook.fnf_conn_id
+    )
+
+
+def _has_ended(execution: Mapping[str, Any], *, where: str) -> bool:
+    """Whether a described execution has ended; a status neither generation documents is an error."""
+    unknown = unknown_status_message(dict(execution))
+    if unknown:
+        raise ServerlessWorkflowError(f"{where}: {unknown}")
+    return (execution.get("Status") or "") not in RUNNING_STATUSES
+
+
+class ServerlessWorkflowStartSyncExecutionOperator(BaseOperator):
+    """Run a CloudFlow Express flow synchronously (StartSyncExecution) and return its Output.
+
+    The call returns once the execution has ended (an Express execution runs at most 5 minutes),
+    so the task holds its worker slot for that long and is not deferrable. It returns the parsed
+    Output (the task's XCom), pushes the execution's name (``{execution_name}:{UUID}``) under the
+    XCom key ``execution_name``, links to the flow's console page, and fails with the flow's
+    ErrorCode and ErrorMessage when the execution ends Failed or TimedOut.
+
+    Express executions have no unique name to attach to: a retried task runs the flow again, so
+    give the task retries only when the flow is safe to repeat. The hook retries the call only
+    when it was throttled (refused before it ran).
+
+    :param flow_name: the Express flow (templated).
+    :param execution_input: the Input (templated): a dict or a JSON object string, within the
+        connection's service limit (64 KiB with extra ``"service": "cloudflow"``).
+    :param execution_name: a name for the execution (templated); the service appends
+        ``:{UUID}``. None lets the service choose one.
+    :param qualifier: the flow version or alias to run (templated); None runs the latest.
+    :param fnf_conn_id: the ``fnf`` connection (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        "flow_name",
+        "execution_input",
+        "execution_name",
+        "qualifier",
+        "fnf_conn_id",
+    )
+    template_fields_renderers = {"execution_input": "json"}
+    operator_extra_links = (ServerlessWorkflowExecutionLink(),)
+    ui_color = "#ffb366"
+
+    def __init__(
+        self,
+        *,
+        flow_name: str,
+        execution_input: dict[str, Any] | str | None = None,
+        execution_name: str | None = None,
+        qualifier: str | None = None,
+        fnf_conn_id: str = "fnf_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.flow_name = flow_name
+        self.execution_input = execution_input
+        self.execution_name = execution_name
+        self.qualifier = qualifier
+        self.fnf_conn_id = fnf_conn_id
+
+    @cached_property
+    def hook(self) -> ServerlessWorkflowHook:
+        return ServerlessWorkflowHook(fnf_conn_id=self.fnf_conn_id)
+
+    def execute(self, context: Context) -> Any:
+        where = f"Task {self.task_id}, Express flow {self.flow_name}"
+        input_text = execution_input_text(self.hook, self.execution_input, where=where)
+        execution = self.hook.start_sync_execution(
+            self.flow_name, input_text, self.execution_name or None, qualifier=self.qualifier or None
+        )
+        name = execution.get("Name") or ""
+        status = execution.get("Status") or ""
+        context["ti"].xcom_push(key="execution_name", value=name)
+        ServerlessWorkflowExecutionLink.persist(
+            context, fnf_conn_id=self.fnf_conn_id, flow_name=self.flow_name, execution_name=name, express=True
+        )
+        self.log.info(
+            "Express execution %s of flow %s ended %s (started %s, stopped %s)",
+            name,
+            self.flow_name,
+            status,
+            execution.get("StartedTime"),
+            execution.get("StoppedTime"),
+        )
+        if status != SUCCEEDED_STATUS:
+            raise ServerlessWorkflowExecutionFailedError(
+                f"{where}: execution {name or '(unnamed)'} ended {status or '(no status)'}: error "
+                f"{execution.get('ErrorCode') or '(none)'}, cause {execution.get('ErrorMessage') or '(none)'}",
+                resource=f"{self.flow_name}/{name}",
+                code=execution.get("ErrorCode") or None,
+            )
+        return parse_execution_output(execution.get("Output"))

@@ -1,4 +1,4 @@
-"""Wait for a Serverless Workflow execution to end."""
+"""Wait for a Serverless Workflow or CloudFlow execution to end."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from airflow_provider_fnf.triggers.fnf import (
     ServerlessWorkflowExecutionTrigger,
     execution_event,
     parse_execution_output,
+    unknown_status_message,
 )
 
 if TYPE_CHECKING:
@@ -48,8 +49,10 @@ def raise_for_execution_event(event: dict[str, Any] | None, *, where: str) -> An
 
 
 class ServerlessWorkflowExecutionSensor(BaseSensorOperator):
-    """Wait until a Serverless Workflow execution ends; succeed when it Succeeded (pushing its
-    parsed Output as the return value) and fail when it ended Failed, TimedOut or Stopped.
+    """Wait until a Serverless Workflow or CloudFlow execution ends; succeed when it Succeeded
+    (pushing its parsed Output as the return value) and fail when it ended Failed, TimedOut or
+    Stopped, naming the flow's error and cause. A status neither generation documents fails the
+    sensor, naming it.
 
     :param flow_name: the flow (templated).
     :param execution_name: the execution (templated).
@@ -116,8 +119,11 @@ class ServerlessWorkflowExecutionSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         execution = self.hook.describe_execution(self.flow_name, self.execution_name)
-        status = execution.get("Status")
+        status = execution.get("Status") or ""
         self.log.info("Execution %s of flow %s is %s", self.execution_name, self.flow_name, status)
+        unknown = unknown_status_message(execution)
+        if unknown:
+            raise ServerlessWorkflowError(f"Task {self.task_id}: {unknown}")
         if status in RUNNING_STATUSES:
             return PokeReturnValue(is_done=False)
         if status == SUCCEEDED_STATUS:

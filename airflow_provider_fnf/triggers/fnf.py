@@ -1,4 +1,4 @@
-"""Wait for a Serverless Workflow execution to end, in the triggerer.
+"""Wait for a Serverless Workflow or CloudFlow execution to end, in the triggerer.
 
 :class:`ServerlessWorkflowExecutionTrigger` long-polls ``DescribeExecution`` (``WaitTimeSeconds``,
 at most 60 s a call) in a worker thread, so the triggerer's event loop never blocks, and yields
@@ -20,11 +20,40 @@ from airflow_provider_fnf.limits import FNF_MAX_DESCRIBE_WAIT_SECONDS
 if TYPE_CHECKING:
     from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
 
-RUNNING_STATUSES = frozenset({"Starting", "Running"})
+RUNNING_STATUSES = frozenset({"Starting", "Running", ""})
+"""Statuses of an execution that has not ended (both generations: ``Starting``, ``Running``; an
+empty status, as StartExecution answers, means it is just starting)."""
 SUCCEEDED_STATUS = "Succeeded"
 FAILED_STATUSES = frozenset({"Failed", "TimedOut", "Stopped"})
-"""Statuses an execution ends in without succeeding."""
+"""Statuses an execution ends in without succeeding (both generations; CloudFlow's
+DescribeExecution documents ``Starting|Running|Stopped|Succeeded|Failed|TimedOut``)."""
+ENDED_STATUSES = FAILED_STATUSES | {SUCCEEDED_STATUS}
 _ENDING_EVENTS = ("ExecutionFailed", "ExecutionTimedOut", "ExecutionStopped")
+_ERROR_KEYS = ("error", "Error", "code", "Code", "errorCode", "ErrorCode")
+_CAUSE_KEYS = ("cause", "Cause", "detail", "Detail", "errorMessage", "ErrorMessage")
+"""Where an ending event's detail names the error and its cause: Serverless Workflow writes
+``error``/``cause``; CloudFlow's Fail state says ``Code``/``Detail`` (the detail's field names are
+not documented for either)."""
+
+
+def unknown_status_message(execution: dict[str, Any]) -> str | None:
+    """Why an execution cannot be watched on, when DescribeExecution answered a status that is
+    neither running nor ended; None otherwise."""
+    status = execution.get("Status") or ""
+    if status in RUNNING_STATUSES or status in ENDED_STATUSES:
+        return None
+    return (
+        f"Execution {execution.get('Name')} of flow {execution.get('FlowName')} has the status "
+        f"{status!r}, which is none of {', '.join(sorted(s for s in RUNNING_STATUSES | ENDED_STATUSES if s))}"
+    )
+
+
+def _first(detail: dict[str, Any], keys: tuple[str, ...]) -> str:
+    for key in keys:
+        value = detail.get(key)
+        if value not in (None, ""):
+            return str(value)
+    return ""
 
 
 def parse_execution_output(output: Any) -> Any:
@@ -41,7 +70,8 @@ def parse_execution_output(output: Any) -> Any:
 
 def execution_failure(hook: ServerlessWorkflowHook, flow_name: str, execution_name: str) -> tuple[str, str]:
     """(error, cause) of an execution that ended without succeeding, read from its history's last
-    ``ExecutionFailed``/``TimedOut``/``Stopped`` event (its detail's ``error`` and ``cause``).
+    ``ExecutionFailed``/``TimedOut``/``Stopped`` event (its detail's ``error`` and ``cause``, or
+    ``Code`` and ``Detail``).
 
     The detail's fields are not documented: anything missing comes back as ``""``.
     """
@@ -56,9 +86,7 @@ def execution_failure(hook: ServerlessWorkflowHook, flow_name: str, execution_na
             except ValueError:
                 return "", detail
         if isinstance(detail, dict):
-            error = detail.get("error") or detail.get("Error") or ""
-            cause = detail.get("cause") or detail.get("Cause") or ""
-            return str(error), str(cause)
+            return _first(detail, _ERROR_KEYS), _first(detail, _CAUSE_KEYS)
     return "", ""
 
 
@@ -82,12 +110,13 @@ def execution_event(hook: ServerlessWorkflowHook, execution: dict[str, Any]) -> 
 
 
 class ServerlessWorkflowExecutionTrigger(BaseTrigger):
-    """Fire once when a Serverless Workflow execution ends.
+    """Fire once when a Serverless Workflow or CloudFlow execution ends.
 
     The event payload is ``{"status": "success" | "failed" | "error", "flow_name",
     "execution_name", "execution_status", "output" (the raw Output text), "error", "cause",
     "message"}``: ``failed`` when the execution ended Failed, TimedOut or Stopped (``error`` and
-    ``cause`` from its history), ``error`` when it could not be watched (``message`` says why).
+    ``cause`` from its history), ``error`` when it could not be watched (``message`` says why:
+    a call failed, or the execution has a status neither generation documents).
 
     :param flow_name: the flow.
     :param execution_name: the execution.
@@ -144,7 +173,18 @@ class ServerlessWorkflowExecutionTrigger(BaseTrigger):
                 execution = await asyncio.to_thread(
                     hook.describe_execution, self.flow_name, self.execution_name, self.wait_time_seconds
                 )
-                status = execution.get("Status")
+                status = execution.get("Status") or ""
+                unknown = unknown_status_message(execution)
+                if unknown:
+                    yield TriggerEvent(
+                        {
+                            "status": "error",
+                            "flow_name": self.flow_name,
+                            "execution_name": self.execution_name,
+                            "message": unknown,
+                        }
+                    )
+                    return
                 if status not in RUNNING_STATUSES:
                     payload = await asyncio.to_thread(execution_event, hook, execution)
                     yield TriggerEvent(payload)

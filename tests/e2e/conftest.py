@@ -43,6 +43,8 @@ EXAMPLE_DAGS = (
     "fnf_start_flow_and_wait",
     "fnf_one_task_dispatcher",
     "fnf_one_task_worker",
+    "fnf_cloudflow_pipeline",
+    "fnf_express_order_check",
 )
 TEST_DAGS = tuple(dag_id for module in TEST_DAG_MODULES for dag_id in module.DAG_IDS)
 TOPOLOGIES = {"standalone": AirflowTopology(), "distributed": AirflowTopology.distributed()}

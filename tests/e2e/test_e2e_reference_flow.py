@@ -49,21 +49,26 @@ def test_reference_flow_runs_through_airflow(stack: LocalStack, flows) -> None:
 def test_demo_prints_what_the_reference_document_shows(
     stack: LocalStack, flows, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``make demo``'s scenario on the shared stack: the printed result and its links."""
+    """``make demo``'s scenario on the shared stack: both generations' reference flows, through the
+    same queue and worker DAG; the printed results and their links."""
     demo = Demo(build_parser().parse_args([]))
 
     demo.reference_scenario(stack)
 
     printed = capsys.readouterr().out
-    assert "Status:      Succeeded" in printed
-    assert "Path:        Start -> Task_1 -> End" in printed
-    assert 'output: {"key": "value"}' in printed
-    assert "Tasks:       do_the_work success, report success" in printed
+    assert "of flow fnf-demo (Serverless Workflow)" in printed
+    assert "of flow fnf-demo-cloudflow (CloudFlow)" in printed
+    assert printed.count("Status:      Succeeded") == 2
+    assert printed.count("Path:        Start -> Task_1 -> End") == 2
+    assert printed.count('Output:      {"key": "value"}') == 2
+    assert printed.count("Tasks:       do_the_work success, report success") == 2
     assert f"MNS queue {QUEUE}: 0 message(s) left" in printed
-    token_lines = [line for line in printed.splitlines() if "task_token" in line]
+    token_lines = [
+        line for line in printed.splitlines() if re.search(r"task_token|taskToken|TaskToken", line)
+    ]
     assert token_lines and all("<task token, " in line for line in token_lines), "tokens are hidden"
     links = re.findall(r"(http://\S+/(?:console|dags)/\S+)", printed)
-    assert len(links) == 2, printed
-    for link in links:  # the Airflow UI page of the run, the emulator's console page
+    assert len(links) == 4, printed  # per execution: the Airflow run's page, the console's page
+    for link in links:
         with urllib.request.urlopen(link, timeout=10) as page:
             assert page.status == 200, link

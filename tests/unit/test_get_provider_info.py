@@ -48,7 +48,7 @@ def test_entry_point_leads_to_this_function():
         (
             "fnf",
             ServerlessWorkflowHook,
-            {"endpoint", "region", "protocol", "security_token", *CONNECTION_EXTRA_ROLE_FIELDS},
+            {"endpoint", "region", "protocol", "security_token", "service", *CONNECTION_EXTRA_ROLE_FIELDS},
         ),
     ],
 )

@@ -11,6 +11,7 @@ import pytest
 
 from airflow_provider_fnf.hooks.mns import MNSMessage
 from airflow_provider_fnf.messages import (
+    DEFAULT_TOKEN_KEYS,
     MESSAGE_KEYS,
     JSONPathError,
     decode_task_token,
@@ -95,6 +96,11 @@ def test_body_is_json_only_when_it_parses(raw, body):
         ({"taskToken": "B-token"}, ("task_token", "taskToken"), "B-token"),
         ({"task_token": "", "taskToken": "B-token"}, ("task_token", "taskToken"), "B-token"),
         ({"task_token": 12345}, ("task_token",), None),
+        # CloudFlow: TaskToken.$: $Context.Current.TaskToken, found with the default keys
+        ({"TaskToken": "CF-token", "key": "value"}, DEFAULT_TOKEN_KEYS, "CF-token"),
+        # the previous generation's keys come first
+        ({"TaskToken": "CF-token", "task_token": "A-token"}, DEFAULT_TOKEN_KEYS, "A-token"),
+        ({"TaskToken": "CF-token", "task_token": ""}, DEFAULT_TOKEN_KEYS, "CF-token"),
         ({"ctx": {"token": "nested-token"}}, ("ctx.token",), "nested-token"),
         ({"ctx.token": "literal-dotted"}, ("ctx.token",), "literal-dotted"),
         ({"callback": "C-token"}, ("callback",), "C-token"),
@@ -292,6 +298,34 @@ def test_messages_from_asset_events_registers_every_task_token_with_the_masker()
     from airflow.sdk.log import _secrets_masker
 
     token = "not-a-documented-shape-" + "x" * 20
-    events = [{"extra": {"from_trigger": True, "payload": {"messages": [{"message_id": "m1", "task_token": token}]}}}]
+    events = [
+        {
+            "extra": {
+                "from_trigger": True,
+                "payload": {"messages": [{"message_id": "m1", "task_token": token}]},
+            }
+        }
+    ]
     messages_from_asset_events(events)
     assert token not in _secrets_masker().redact(f"returned {token}")
+
+
+def test_a_cloudflow_message_parses_like_a_serverless_workflow_one():
+    """Same conf, same run id: a worker DAG serves both generations unchanged."""
+    old = parse_message(
+        mns_message('{"task_token": "tok-1", "key": "value"}'), queue_name="q", mns_conn_id="c"
+    )
+    new = parse_message(
+        mns_message('{"TaskToken": "tok-1", "key": "value"}'), queue_name="q", mns_conn_id="c"
+    )
+    assert new["task_token"] == old["task_token"] == "tok-1"
+    assert new["body"]["key"] == old["body"]["key"] == "value"
+    assert set(new) == set(old) == set(MESSAGE_KEYS)
+    assert run_id_for(new["queue_name"], new["message_id"]) == run_id_for(
+        old["queue_name"], old["message_id"]
+    )
+
+
+def test_the_default_token_keys_and_their_order():
+    assert DEFAULT_TOKEN_KEYS == ("task_token", "taskToken", "TaskToken")
+    assert salvage_task_token('{"TaskToken":"tok-789", "key": ') == "tok-789"

@@ -11,7 +11,12 @@ import pendulum
 import pytest
 
 from airflow_provider_fnf.exceptions import ServerlessWorkflowOutputError
-from airflow_provider_fnf.limits import FNF_MAX_CAUSE_CHARS, FNF_MAX_OUTPUT_BYTES
+from airflow_provider_fnf.limits import (
+    CLOUDFLOW_LIMITS,
+    CLOUDFLOW_MAX_EVENT_BYTES,
+    FNF_MAX_CAUSE_CHARS,
+    SERVERLESS_WORKFLOW_MAX_EVENT_BYTES,
+)
 from airflow_provider_fnf.reporting import (
     DEFAULT_TASK_FAILED_ERROR,
     FailedTask,
@@ -51,7 +56,10 @@ def test_output_becomes_compact_json_of_an_object(value, expected):
         ({"when": pendulum.datetime(2024, 1, 1)}, "cannot be written as JSON"),
         ({"when": object()}, "cannot be written as JSON"),
         ({"x": float("nan")}, "cannot be written as JSON"),
-        ({"blob": "x" * FNF_MAX_OUTPUT_BYTES}, "over Serverless Workflow's 32768-byte limit"),
+        (
+            {"blob": "x" * SERVERLESS_WORKFLOW_MAX_EVENT_BYTES},
+            "11 bytes over Serverless Workflow's limit of 32,768 bytes",
+        ),
     ],
 )
 def test_bad_output_is_refused_naming_what_and_where(value, fragment):
@@ -64,9 +72,54 @@ def test_bad_output_is_refused_naming_what_and_where(value, fragment):
 def test_output_limit_counts_utf8_bytes():
     # 3 bytes per character: fits in characters, not in bytes
     with pytest.raises(ServerlessWorkflowOutputError):
-        json_object_text({"t": "€" * (FNF_MAX_OUTPUT_BYTES // 3)})
-    exact = {"t": "x" * (FNF_MAX_OUTPUT_BYTES - len('{"t":""}'))}
-    assert len(json_object_text(exact).encode()) == FNF_MAX_OUTPUT_BYTES
+        json_object_text({"t": "€" * (SERVERLESS_WORKFLOW_MAX_EVENT_BYTES // 3)})
+    exact = {"t": "x" * (SERVERLESS_WORKFLOW_MAX_EVENT_BYTES - len('{"t":""}'))}
+    assert len(json_object_text(exact).encode()) == SERVERLESS_WORKFLOW_MAX_EVENT_BYTES
+
+
+@pytest.mark.parametrize(
+    ("limits_kwargs", "size", "fragments", "absent"),
+    [
+        pytest.param(
+            {},
+            40_000,
+            [
+                "40,000 bytes of JSON",
+                "7,232 bytes over Serverless Workflow's limit of 32,768 bytes",
+                "CloudFlow accepts 65,536 bytes",
+                '"service": "cloudflow"',
+            ],
+            [],
+            id="serverless-workflow-hints-cloudflow",
+        ),
+        pytest.param(
+            {},
+            70_000,
+            ["37,232 bytes over Serverless Workflow's limit of 32,768 bytes"],
+            ["CloudFlow accepts"],
+            id="too-large-for-both",
+        ),
+        pytest.param(
+            {"limits": CLOUDFLOW_LIMITS},
+            70_000,
+            ["70,000 bytes of JSON", "4,464 bytes over CloudFlow's limit of 65,536 bytes"],
+            ["CloudFlow accepts"],
+            id="cloudflow",
+        ),
+    ],
+)
+def test_output_limit_names_the_service_and_the_excess(limits_kwargs, size, fragments, absent):
+    value = {"k": "x" * (size - len('{"k":""}'))}
+    with pytest.raises(ServerlessWorkflowOutputError) as err:
+        json_object_text(value, conn_id="fnf_x", **limits_kwargs)
+    assert all(f in str(err.value) for f in fragments), str(err.value)
+    assert not any(a in str(err.value) for a in absent), str(err.value)
+    assert "connection 'fnf_x'" in str(err.value)
+
+
+def test_cloudflow_accepts_its_larger_output():
+    value = {"k": "x" * (CLOUDFLOW_MAX_EVENT_BYTES - len('{"k":""}'))}
+    assert len(json_object_text(value, limits=CLOUDFLOW_LIMITS)) == CLOUDFLOW_MAX_EVENT_BYTES
 
 
 # --- the Cause --------------------------------------------------------------------------------

@@ -1,20 +1,23 @@
-"""``make demo``: the reference document's scenario, end to end, on the emulator and a real Airflow.
+"""``make demo``: the reference document's scenario, end to end, on the emulator and a real Airflow,
+in both generations of the service: the reference flow and its CloudFlow twin.
 
-1. start the MNS + Serverless Workflow emulator and create the queue ``fnf-demo`` (and the
-   other example queues, so the example DAGs' watchers have something to watch);
+1. start the MNS + Serverless Workflow/CloudFlow emulator and create the queue ``fnf-demo`` (and
+   the other example queues, so the example DAGs' watchers have something to watch);
 2. start an embedded ``airflow standalone`` with the example DAGs and the connections
    ``mns_default`` / ``fnf_default`` pointed at the emulator;
-3. create the flow ``fnf-demo`` from ``dags_examples/flows/reference_flow.yaml`` and start an
-   execution;
-4. Airflow receives the step's message (``fnf_demo_dispatcher``), a ``fnf_reference_worker`` run
-   does the work and reports ``{"key": "value"}``, the message is deleted, the flow ends;
-5. print what the reference document's last step shows: status, start and end time, the path
-   (Start -> Task_1 -> End), each step's input and output; plus the Airflow run that did the
-   work and the URLs of the Airflow UI and of the emulator's console;
+3. create the flows ``fnf-demo`` (``dags_examples/flows/reference_flow.yaml``, Serverless
+   Workflow) and ``fnf-demo-cloudflow`` (``reference_flow_cloudflow.yaml``, CloudFlow) and start
+   an execution of each;
+4. Airflow receives each step's message on ``fnf-demo`` (``fnf_demo_dispatcher``), one
+   ``fnf_reference_worker`` run per message does the work and reports ``{"key": "value"}``, the
+   message is deleted, the flows end;
+5. print, for each execution, what the reference document's last step shows: status, start and
+   end time, the path (Start -> Task_1 -> End), each step's input and output; plus the Airflow
+   run that did the work and the URLs of the Airflow UI and of the emulator's console;
 6. stop everything (or, with ``--keep-running``, wait for Ctrl-C first).
 
-Exit status 0 when the execution Succeeded, 1 otherwise (with the reason), 2 when a part of the
-stack did not come up.
+Exit status 0 when both executions Succeeded, 1 otherwise (with the reason), 2 when a part of
+the stack did not come up.
 """
 
 from __future__ import annotations
@@ -27,28 +30,70 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from airflow_provider_fnf.messages import DEFAULT_TOKEN_KEYS
 from tools.local_stack.stack import DAGS_FOLDER, REPO_ROOT, WORK_DIR_MARKER, LocalStack, StackError
 
 FLOWS = DAGS_FOLDER / "flows"
-REFERENCE_FLOW = "fnf-demo"
-REFERENCE_FLOW_FILE = FLOWS / "reference_flow.yaml"
+
+
+@dataclass(frozen=True)
+class ReferenceFlow:
+    """One generation's reference flow: both send to the queue ``fnf-demo``, one worker serves both."""
+
+    service: str
+    flow_name: str
+    flow_file: Path
+    execution_prefix: str
+
+
+REFERENCE_FLOWS = (
+    ReferenceFlow("Serverless Workflow", "fnf-demo", FLOWS / "reference_flow.yaml", "demo"),
+    ReferenceFlow(
+        "CloudFlow", "fnf-demo-cloudflow", FLOWS / "reference_flow_cloudflow.yaml", "demo-cloudflow"
+    ),
+)
 REFERENCE_QUEUE = "fnf-demo"
 EXAMPLE_QUEUES = ("fnf-demo", "fnf-data-pipeline", "fnf-watcher-demo", "fnf-one-task")
 """Every queue an example DAG reads: they must exist before Airflow's watchers start."""
 REFERENCE_DAGS = ("fnf_demo_dispatcher", "fnf_reference_worker")
 WORKER_DAG = "fnf_reference_worker"
 FINAL_STATUSES = ("Succeeded", "Failed", "TimedOut", "Stopped")
-TOKEN_KEYS = ("task_token", "taskToken")
+TOKEN_KEYS = DEFAULT_TOKEN_KEYS
 DEFAULT_WORK_DIR = REPO_ROOT / ".demo"
 
 
 class DemoFailed(RuntimeError):
     """The flow or the Airflow run did not end as the reference document says."""
+
+
+@dataclass
+class ExecutionResult:
+    """One reference execution as it ended, and the Airflow run that worked for it."""
+
+    flow: ReferenceFlow
+    name: str
+    execution: dict[str, Any]
+    events: list[dict[str, Any]]
+    run: dict[str, Any]
+    tasks: list[dict[str, Any]]
+
+    def check(self) -> None:
+        """Raise :class:`DemoFailed` unless it ended as the reference document says."""
+        status = self.execution.get("Status")
+        if status != "Succeeded":
+            last = _detail(self.events[-1]) if self.events else {}
+            raise DemoFailed(
+                f"Execution {self.name} of {self.flow.flow_name} ended {status}: "
+                f"{last.get('error') or ''} {last.get('cause') or ''}".rstrip()
+            )
+        if self.run["state"] != "success":
+            raise DemoFailed(f"Airflow run {WORKER_DAG}/{self.run['dag_run_id']} ended {self.run['state']}")
 
 
 # --- the execution, as the console's execution page shows it ------------------------------
@@ -156,72 +201,74 @@ class Demo:
             self.echo(f"Stopped everything in {time.monotonic() - stop_started:.0f} s")
 
     def reference_scenario(self, stack: LocalStack) -> None:
+        """Both reference flows at once, through the same queue and worker DAG; print both."""
         fnf = stack.fnf_hook()
-        mns = stack.mns_hook()
-        fnf.create_or_update_flow(
-            REFERENCE_FLOW,
-            REFERENCE_FLOW_FILE.read_text(encoding="utf-8"),
-            description="The reference document's flow: Task_1 waits for Airflow",
-        )
-        self.echo(f"Created flow {REFERENCE_FLOW} from {REFERENCE_FLOW_FILE.relative_to(REPO_ROOT)}")
-        name = "demo-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        fnf.start_execution(REFERENCE_FLOW, {}, execution_name=name)
-        self.echo(f"Started execution {name}; waiting for Airflow to do Task_1")
-
-        deadline = time.monotonic() + self.args.timeout
-        execution = fnf.describe_execution(REFERENCE_FLOW, name)
-        while execution.get("Status") not in FINAL_STATUSES:
-            if time.monotonic() > deadline:
-                raise DemoFailed(
-                    f"Execution {name} is still {execution.get('Status')} after {self.args.timeout:.0f} s; "
-                    f"see {stack.emulator.console_url(REFERENCE_FLOW, name)}"
-                )
-            self.echo(f"  execution {name}: {execution.get('Status')}")
-            execution = fnf.describe_execution(REFERENCE_FLOW, name, wait_time_seconds=5)
-        events = fnf.get_execution_history(REFERENCE_FLOW, name)
-
-        run = stack.api.find_dag_run(
-            WORKER_DAG, lambda r: (r.get("conf") or {}).get("execution_name") == name, timeout=60
-        )
-        run = stack.api.wait_for_dag_run(WORKER_DAG, run["dag_run_id"], timeout=60)
-        tasks = stack.api.task_instances(WORKER_DAG, run["dag_run_id"])
-        queue = mns.get_queue_attributes(REFERENCE_QUEUE)
-        left = sum(int(queue.get(k) or 0) for k in ("active_messages", "inactive_messages", "delay_messages"))
-
-        self.print_result(stack, name, execution, events, run, tasks, left)
-        if execution.get("Status") != "Succeeded":
-            last = _detail(events[-1]) if events else {}
-            raise DemoFailed(
-                f"Execution {name} ended {execution.get('Status')}: "
-                f"{last.get('error') or ''} {last.get('cause') or ''}".rstrip()
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        names: dict[ReferenceFlow, str] = {}
+        for flow in REFERENCE_FLOWS:
+            fnf.create_or_update_flow(
+                flow.flow_name,
+                flow.flow_file.read_text(encoding="utf-8"),
+                description=f"The reference document's flow ({flow.service}): Task_1 waits for Airflow",
             )
-        if run["state"] != "success":
-            raise DemoFailed(f"Airflow run {WORKER_DAG}/{run['dag_run_id']} ended {run['state']}")
+            self.echo(
+                f"Created flow {flow.flow_name} ({flow.service}) from {flow.flow_file.relative_to(REPO_ROOT)}"
+            )
+        for flow in REFERENCE_FLOWS:
+            names[flow] = f"{flow.execution_prefix}-{stamp}"
+            fnf.start_execution(flow.flow_name, {}, execution_name=names[flow])
+            self.echo(
+                f"Started execution {names[flow]} of {flow.flow_name}; waiting for Airflow to do Task_1"
+            )
+        results = [self.collect(stack, flow, names[flow]) for flow in REFERENCE_FLOWS]
+        queue = stack.mns_hook().get_queue_attributes(REFERENCE_QUEUE)
+        left = sum(int(queue.get(k) or 0) for k in ("active_messages", "inactive_messages", "delay_messages"))
+        for result in results:
+            self.print_result(stack, result)
+        print(f"\nMNS queue {REFERENCE_QUEUE}: {left} message(s) left", flush=True)
+        self.print_urls(stack)
+        for result in results:
+            result.check()
         if left:
             raise DemoFailed(f"{left} message(s) are still on queue {REFERENCE_QUEUE}")
 
-    def print_result(
-        self,
-        stack: LocalStack,
-        name: str,
-        execution: dict[str, Any],
-        events: list[dict[str, Any]],
-        run: dict[str, Any],
-        tasks: list[dict[str, Any]],
-        messages_left: int,
-    ) -> None:
+    def collect(self, stack: LocalStack, flow: ReferenceFlow, name: str) -> ExecutionResult:
+        """Wait for one execution to end; gather its history and the Airflow run that worked for it."""
+        fnf = stack.fnf_hook()
+        deadline = time.monotonic() + self.args.timeout
+        execution = fnf.describe_execution(flow.flow_name, name)
+        while execution.get("Status") not in FINAL_STATUSES:
+            if time.monotonic() > deadline:
+                raise DemoFailed(
+                    f"Execution {name} of {flow.flow_name} is still {execution.get('Status')} after "
+                    f"{self.args.timeout:.0f} s; see {stack.emulator.console_url(flow.flow_name, name)}"
+                )
+            self.echo(f"  execution {name} of {flow.flow_name}: {execution.get('Status')}")
+            execution = fnf.describe_execution(flow.flow_name, name, wait_time_seconds=5)
+        events = fnf.get_execution_history(flow.flow_name, name)
+        run = stack.api.find_dag_run(
+            WORKER_DAG,
+            lambda r: (r.get("conf") or {}).get("execution_name") == name,
+            timeout=60,
+        )
+        run = stack.api.wait_for_dag_run(WORKER_DAG, run["dag_run_id"], timeout=60)
+        tasks = stack.api.task_instances(WORKER_DAG, run["dag_run_id"])
+        return ExecutionResult(flow, name, execution, events, run, tasks)
+
+    def print_result(self, stack: LocalStack, result: ExecutionResult) -> None:
+        flow, name, execution, run = result.flow, result.name, result.execution, result.run
         lines = [
             "",
-            f"Execution {name} of flow {REFERENCE_FLOW}",
+            f"Execution {name} of flow {flow.flow_name} ({flow.service})",
             f"  Status:      {execution.get('Status')}",
             f"  Started:     {execution.get('StartedTime')}",
             f"  Ended:       {execution.get('StoppedTime')}",
             f"  Input:       {_json(_parse(execution.get('Input')))}",
             f"  Output:      {_json(_parse(execution.get('Output')))}",
-            f"  Path:        {path_of(events)}",
+            f"  Path:        {path_of(result.events)}",
             "  Steps:",
         ]
-        for step in steps_of(events):
+        for step in steps_of(result.events):
             lines += [
                 f"    {step['name']} ({step['status']})",
                 f"      input:  {_json(step['input'])}",
@@ -229,18 +276,23 @@ class Demo:
             ]
         lines += [
             "",
-            "The Airflow run that did the work",
+            "  The Airflow run that did the work",
             f"  DAG run:     {WORKER_DAG} / {run['dag_run_id']} ({run['state']})",
             "  Tasks:       "
-            + ", ".join(f"{t['task_id']} {t['state']}" for t in sorted(tasks, key=lambda t: t["task_id"])),
-            f"  MNS queue {REFERENCE_QUEUE}: {messages_left} message(s) left",
-            "",
-            f"Airflow UI:        {stack.airflow_url}  (user admin, password {stack.admin_password})",
-            f"  this run:        {stack.dag_run_url(WORKER_DAG, run['dag_run_id'])}",
-            f"Emulator console:  {stack.emulator.console_url(REFERENCE_FLOW, name)}",
-            "",
+            + ", ".join(
+                f"{t['task_id']} {t['state']}" for t in sorted(result.tasks, key=lambda t: t["task_id"])
+            ),
+            f"  Airflow UI:  {stack.dag_run_url(WORKER_DAG, run['dag_run_id'])}",
+            f"  Console:     {stack.emulator.console_url(flow.flow_name, name)}",
         ]
         print("\n".join(lines), flush=True)
+
+    def print_urls(self, stack: LocalStack) -> None:
+        print(
+            f"Airflow UI:        {stack.airflow_url}  (user admin, password {stack.admin_password})\n"
+            f"Emulator console:  {stack.emulator.fnf_endpoint}/console/\n",
+            flush=True,
+        )
 
     def keep_running(self, stack: LocalStack) -> None:
         self.echo("Everything keeps running (--keep-running): press Ctrl-C to stop it")

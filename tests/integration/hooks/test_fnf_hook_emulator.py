@@ -30,7 +30,7 @@ from airflow_provider_fnf.exceptions import (
 )
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook
 from airflow_provider_fnf.hooks.mns import MNSHook
-from airflow_provider_fnf.limits import FNF_MAX_CAUSE_CHARS, FNF_MAX_OUTPUT_BYTES
+from airflow_provider_fnf.limits import FNF_MAX_CAUSE_CHARS, SERVERLESS_WORKFLOW_MAX_EVENT_BYTES
 from tests.support import (
     ACCESS_KEY_ID,
     add_fault,
@@ -146,8 +146,8 @@ def test_report_failed_truncates_a_long_cause(fnf, mns):
 
 def test_oversized_output_is_refused_and_the_token_stays_usable(fnf, mns):
     token = start_and_wait(fnf, mns, "exec-big")
-    with pytest.raises(ServerlessWorkflowOutputError, match="32768-byte limit"):
-        fnf.report_task_succeeded(token, {"blob": "x" * FNF_MAX_OUTPUT_BYTES})
+    with pytest.raises(ServerlessWorkflowOutputError, match="over Serverless Workflow's limit of 32,768 bytes"):
+        fnf.report_task_succeeded(token, {"blob": "x" * SERVERLESS_WORKFLOW_MAX_EVENT_BYTES})
     with pytest.raises(ServerlessWorkflowOutputError, match="JSON object"):
         fnf.report_task_succeeded(token, "[1, 2, 3]")
     assert fnf.describe_execution(FLOW, "exec-big")["Status"] == "Running"

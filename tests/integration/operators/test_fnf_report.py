@@ -99,7 +99,7 @@ def test_oversized_output_tells_the_flow_and_fails(callback_flow, make_context):
 
     text = str(err.value)
     assert "run mns__work__big" in text and conf["message_id"] in text
-    assert "32768-byte limit" in text and "Airflow.InvalidOutput" in text
+    assert "over Serverless Workflow's limit of 32,768 bytes" in text and "Airflow.InvalidOutput" in text
     execution = callback_flow.execution(name, wait=5)
     # Airflow.InvalidOutput is not caught by the flow: the execution fails with it
     assert execution["Status"] == "Failed"

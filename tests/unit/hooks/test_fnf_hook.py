@@ -27,7 +27,7 @@ from airflow_provider_fnf.exceptions import (
     ServerlessWorkflowThrottledError,
 )
 from airflow_provider_fnf.hooks.fnf import ServerlessWorkflowHook, is_retryable_fnf_error
-from airflow_provider_fnf.limits import FNF_MAX_OUTPUT_BYTES
+from airflow_provider_fnf.limits import CLOUDFLOW_MAX_EVENT_BYTES, SERVERLESS_WORKFLOW_MAX_EVENT_BYTES
 from airflow_provider_fnf.masking import mask_task_token, redact_text
 
 CONN_ID = "fnf_unit"
@@ -83,6 +83,10 @@ def test_endpoint_and_protocol(monkeypatch, extra, endpoint, protocol):
         ({"endpoint": "ftp://h:1"}, "scheme 'ftp'"),
         ({"endpoint": "h:1/path"}, "no path"),
         ({"region": "r", "protocol": "gopher"}, "must be http or https"),
+        (
+            {"region": "r", "service": "fc"},
+            "'service' must be one of serverless_workflow, cloudflow, got 'fc'",
+        ),
     ],
 )
 def test_bad_settings_name_the_connection(monkeypatch, extra, message):
@@ -110,14 +114,43 @@ def test_clients_are_per_thread(hook):
 
 # --- Output and Cause limits (the checks themselves: tests/unit/test_reporting.py) -------------
 def test_report_task_succeeded_checks_output_without_calling(hook):
-    with pytest.raises(ServerlessWorkflowOutputError):
-        hook.report_task_succeeded("a-task-token-value", {"big": "x" * (FNF_MAX_OUTPUT_BYTES + 1)})
+    with pytest.raises(ServerlessWorkflowOutputError, match="connection 'fnf_unit'"):
+        hook.report_task_succeeded(
+            "a-task-token-value", {"big": "x" * (SERVERLESS_WORKFLOW_MAX_EVENT_BYTES + 1)}
+        )
 
 
-@pytest.mark.parametrize("error", ["", "E" * 129])
-def test_report_task_failed_checks_the_error_name(hook, error):
-    with pytest.raises(FnFConfigurationError, match="1..128 characters"):
+@pytest.mark.parametrize(
+    ("extra", "service", "max_bytes"),
+    [
+        ({}, "Serverless Workflow", SERVERLESS_WORKFLOW_MAX_EVENT_BYTES),
+        ({"service": "serverless_workflow"}, "Serverless Workflow", SERVERLESS_WORKFLOW_MAX_EVENT_BYTES),
+        ({"service": "CloudFlow"}, "CloudFlow", CLOUDFLOW_MAX_EVENT_BYTES),
+    ],
+)
+def test_the_connection_says_which_generation_limits_apply(monkeypatch, extra, service, max_bytes):
+    set_conn(monkeypatch, login="id", password="secret-value", extra={"region": "cn-hangzhou", **extra})
+    limits = ServerlessWorkflowHook(CONN_ID).limits
+    assert (limits.service, limits.max_event_bytes) == (service, max_bytes)
+
+
+def test_cloudflow_connection_reports_up_to_64_kib_before_calling(monkeypatch):
+    set_conn(
+        monkeypatch,
+        login="id",
+        password="secret-value",
+        extra={"endpoint": "http://127.0.0.1:1", "service": "cloudflow"},
+    )
+    hook = ServerlessWorkflowHook(CONN_ID)
+    with pytest.raises(ServerlessWorkflowOutputError, match="1 bytes over CloudFlow's limit of 65,536"):
+        hook.report_task_succeeded("a-task-token-value", {"k": "x" * (CLOUDFLOW_MAX_EVENT_BYTES - 7)})
+
+
+@pytest.mark.parametrize(("error", "got"), [("", "an empty string"), ("E" * 129, "129 characters, 1 over")])
+def test_report_task_failed_checks_the_error_name(hook, error, got):
+    with pytest.raises(FnFConfigurationError, match="1..128 characters") as err:
         hook.report_task_failed("a-task-token-value", error, "cause")
+    assert got in str(err.value)
 
 
 @pytest.mark.parametrize("token", ["", "   ", None])
@@ -153,6 +186,37 @@ def test_describe_wait_is_bounded(hook):
 )
 def test_one_function_decides_what_is_retryable(exc, retryable):
     assert is_retryable_fnf_error(exc) is retryable
+
+
+@pytest.mark.parametrize(
+    ("exc", "retryable"),
+    [
+        (client_error(429, "ResourceThrottled"), True),
+        (ServerException(status_code=500, code="InternalServerError", message="x"), False),
+        (client_error(409, "TaskInvalidState"), False),
+        (network_error(), False),
+    ],
+)
+def test_a_call_that_is_not_idempotent_is_retried_only_when_throttled(exc, retryable):
+    """StartSyncExecution runs an Express flow each time: only a refused call is safe to repeat."""
+    assert is_retryable_fnf_error(exc, idempotent=False) is retryable
+
+
+def test_start_sync_execution_is_not_repeated_after_a_server_error(hook):
+    calls = []
+
+    def answer(client, runtime):
+        calls.append(1)
+        raise ServerException(status_code=500, code="InternalServerError", message="boom")
+
+    with pytest.raises(ServerlessWorkflowError, match="InternalServerError"):
+        hook._call("StartSyncExecution", "flow 'f'", answer, idempotent=False)
+    assert len(calls) == 1
+
+
+def test_an_unknown_execution_mode_is_refused_before_any_call(hook):
+    with pytest.raises(FnFConfigurationError, match="execution_mode must be one of Standard, Express"):
+        hook.create_or_update_flow("f", "Type: StateMachine", execution_mode="Fast")
 
 
 def test_throttling_is_retried_then_succeeds(hook):
