@@ -120,9 +120,11 @@ def dead_letters(flows: Any, expected: set[str], timeout: float) -> dict[str, li
     return found
 
 
-def run_state(stack: LocalStack, run_id: str) -> str | None:
+def final_run_state(stack: LocalStack, run_id: str, timeout: float = 60.0) -> str | None:
+    """The worker run's state once it ended (its task fails only after it settled the message),
+    or None when there is no such run."""
     try:
-        return stack.api.dag_run(e2e_hostile.WORKER_DAG_ID, run_id)["state"]
+        return stack.api.wait_for_dag_run(e2e_hostile.WORKER_DAG_ID, run_id, timeout=timeout)["state"]
     except AirflowAPIError as error:
         if error.status == 404:
             return None
@@ -185,7 +187,7 @@ def test_hostile_messages_settle_within_a_lease_and_good_ones_complete(stack: Lo
 
     # A hostile message with a token got a run that shows the failure; the others got none.
     for kind, body in bodies.items():
-        state = run_state(stack, run_id_for(QUEUE, sent[kind]))
+        state = final_run_state(stack, run_id_for(QUEUE, sent[kind]))
         if carries_token(body):
             assert state == "failed", f"{kind}: worker run is {state}"
         else:
