@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_fnf.exceptions import FnFConfigurationError, STSAssumeRoleError
+from airflow_provider_fnf.exceptions import FnFConfigurationError, FnFProviderError, STSAssumeRoleError
 from airflow_provider_fnf.hooks._common import extra_str
 from airflow_provider_fnf.limits import (
     STS_MAX_EXTERNAL_ID_CHARS,
@@ -360,6 +360,34 @@ class DefaultChainCredentialSource(CredentialSource):
 class CredentialsUnavailableError(Exception):
     """No credentials could be had (the default chain found none); each hook raises it as its
     service's authentication error."""
+
+
+class SDKCredentials:
+    """The base of each SDK's credentials adapter, asked on every request: it hands out the
+    connection's current credentials from ``source``, so a client kept for long signs with
+    renewed ones. What this thread was last given is kept (:attr:`last_issued`), so that a request
+    answered "token expired" renews exactly those. A subclass names its service's authentication
+    error (``unavailable_error``) and adds the getters its SDK calls."""
+
+    unavailable_error: type[FnFProviderError] = FnFProviderError
+
+    def __init__(self, conn_id: str, source: CredentialSource) -> None:
+        self._conn_id = conn_id
+        self.source = source
+        self._local = threading.local()
+
+    def issue(self) -> IssuedCredentials:
+        """The current credentials, remembered as this thread's last issued."""
+        try:
+            issued = self.source.get()
+        except CredentialsUnavailableError as exc:
+            raise self.unavailable_error(str(exc), conn_id=self._conn_id) from exc
+        self._local.issued = issued
+        return issued
+
+    @property
+    def last_issued(self) -> IssuedCredentials | None:
+        return getattr(self._local, "issued", None)
 
 
 class RAMRoleCredentialSource(CredentialSource):

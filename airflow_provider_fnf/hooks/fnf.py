@@ -21,10 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_fnf.credentials import (
     AlibabaCloudCredentials,
-    CredentialSource,
-    CredentialsUnavailableError,
-    IssuedCredentials,
     RAMRoleSettings,
+    SDKCredentials,
     credential_source,
     credentials_from_connection,
     role_from_connection,
@@ -786,34 +784,17 @@ class ServerlessWorkflowHook(ConnectionSettingsHook[_FnFSettings]):
         )
 
 
-class _ServerlessWorkflowCredentials:
+class _ServerlessWorkflowCredentials(SDKCredentials):
     """What the Serverless Workflow SDK takes as ``Config.credential`` (alibabacloud-credentials'
-    client interface), asked on every request: the connection's current credentials
-    (:mod:`airflow_provider_fnf.credentials`), so a client kept for long signs with renewed ones.
-    What this thread was last given is kept, so that a request answered "token expired" renews
-    exactly those."""
+    client interface), asked on every request (see
+    :class:`~airflow_provider_fnf.credentials.SDKCredentials`)."""
 
-    def __init__(self, conn_id: str, source: CredentialSource) -> None:
-        self._conn_id = conn_id
-        self.source = source
-        self._local = threading.local()
-
-    def _issue(self) -> IssuedCredentials:
-        try:
-            issued = self.source.get()
-        except CredentialsUnavailableError as exc:
-            raise ServerlessWorkflowAuthenticationError(str(exc), conn_id=self._conn_id) from exc
-        self._local.issued = issued
-        return issued
-
-    @property
-    def last_issued(self) -> IssuedCredentials | None:
-        return getattr(self._local, "issued", None)
+    unavailable_error = ServerlessWorkflowAuthenticationError
 
     def get_credential(self) -> Any:
         from alibabacloud_credentials.models import CredentialModel
 
-        issued = self._issue()
+        issued = self.issue()
         return CredentialModel(
             access_key_id=issued.access_key_id,
             access_key_secret=issued.access_key_secret,
@@ -826,16 +807,16 @@ class _ServerlessWorkflowCredentials:
         return self.get_credential()
 
     def get_access_key_id(self) -> str:
-        return self._issue().access_key_id
+        return self.issue().access_key_id
 
     def get_access_key_secret(self) -> str:
-        return self._issue().access_key_secret
+        return self.issue().access_key_secret
 
     def get_security_token(self) -> str | None:
-        return self._issue().security_token
+        return self.issue().security_token
 
     def get_type(self) -> str:
-        return "sts" if self._issue().security_token else "access_key"
+        return "sts" if self.issue().security_token else "access_key"
 
 
 # --- one function decides what is retryable --------------------------------------------

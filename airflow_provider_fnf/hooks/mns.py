@@ -20,10 +20,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args
 
 from airflow_provider_fnf.credentials import (
     AlibabaCloudCredentials,
-    CredentialSource,
-    CredentialsUnavailableError,
-    IssuedCredentials,
     RAMRoleSettings,
+    SDKCredentials,
     credential_source,
     credentials_from_connection,
     role_from_connection,
@@ -134,34 +132,21 @@ class MNSMessage:
 
 
 # --- credentials for the SDK ------------------------------------------------------------
-class _MNSCredentialsProvider:
+class _MNSCredentialsProvider(SDKCredentials):
     """The MNS SDK's credentials provider (``mns.auth.CredentialsProvider``), asked on every
-    request: it hands out the connection's current credentials (:mod:`airflow_provider_fnf.credentials`),
-    so an ``Account`` kept for long signs with renewed ones as they come.
+    request (see :class:`~airflow_provider_fnf.credentials.SDKCredentials`).
 
     The MNS SDK sends a ``security-token`` header unless the token is exactly ``""``: ``None``
-    (plain AccessKey pairs) becomes ``""``. What this thread was last given is kept, so that a
-    request answered "token expired" renews exactly those.
+    (plain AccessKey pairs) becomes ``""``.
     """
 
-    def __init__(self, conn_id: str, source: CredentialSource) -> None:
-        self._conn_id = conn_id
-        self.source = source
-        self._local = threading.local()
+    unavailable_error = MNSAuthenticationError
 
     def get_credentials(self) -> Any:
         from mns.auth import Credentials
 
-        try:
-            issued = self.source.get()
-        except CredentialsUnavailableError as exc:
-            raise MNSAuthenticationError(str(exc), conn_id=self._conn_id) from exc
-        self._local.issued = issued
+        issued = self.issue()
         return Credentials(issued.access_key_id, issued.access_key_secret, issued.security_token or "")
-
-    @property
-    def last_issued(self) -> IssuedCredentials | None:
-        return getattr(self._local, "issued", None)
 
 
 @dataclass(frozen=True)
