@@ -81,7 +81,7 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "Alibaba Cloud Simple Message Queue (MNS)",
-                "python-modules": ["airflow_provider_fnf.hooks.mns"],
+                "python-modules": ["airflow_provider_fnf.hooks.mns", "airflow_provider_fnf.hooks.airflow_api"],
             },
             {
                 "integration-name": "Alibaba Cloud Serverless Workflow",
@@ -114,7 +114,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Alibaba Cloud Simple Message Queue (MNS)",
-                "python-modules": ["airflow_provider_fnf.triggers.mns"],
+                "python-modules": ["airflow_provider_fnf.triggers.mns", "airflow_provider_fnf.triggers.dispatch"],
             },
             {
                 "integration-name": "Alibaba Cloud Serverless Workflow",

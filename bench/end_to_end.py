@@ -15,9 +15,11 @@ execution, throughput is N over the time from the first start to the last stop.
               process receives and leases each message, as the trigger does, and posts the run).
 ``dispatch``  one run per message: the watcher of ``fnf_demo_dispatcher`` (MNSMessageTrigger) ->
               MNSDispatchMessagesOperator -> one ``fnf_reference_worker`` run per message.
-``onetask``   one run per message, as ``dispatch``, with a one-task worker: ``fnf_one_task_worker``
-              (``@task.fnf_callback`` works, reports and deletes in one task process; flow
-              ``one_task_flow.yaml``), against the two task processes of ``fnf_reference_worker``.
+``onetask``   one run per message without a dispatcher run: the watcher of ``fnf_one_task_worker``
+              (MNSDispatchTrigger) starts one run per message through Airflow's REST API, from
+              the triggerer; the worker is one task (``@task.fnf_callback`` works, reports and
+              deletes in one task process; flow ``one_task_flow.yaml``), against the two task
+              processes of ``fnf_reference_worker``.
 ``restonetask`` the REST floor of the one-task worker: ``fnf_one_task_worker`` triggered through
               the REST API as ``rest`` does (its own queue), so ``onetask`` has its own floor.
 ``watcher``   runs from asset events: ``fnf_watcher_worker`` scheduled on its queue's watcher,
@@ -53,7 +55,7 @@ FLOWS = DAGS_FOLDER / "flows"
 EXAMPLE_QUEUES = ("fnf-demo", "fnf-data-pipeline", "fnf-watcher-demo", "fnf-one-task")
 DISPATCH_QUEUE, WATCHER_QUEUE, ONE_TASK_QUEUE = "fnf-demo", "fnf-watcher-demo", "fnf-one-task"
 WORKER_DAG, DISPATCHER_DAG, WATCHER_DAG = "fnf_reference_worker", "fnf_demo_dispatcher", "fnf_watcher_worker"
-ONE_TASK_DISPATCHER_DAG, ONE_TASK_WORKER_DAG = "fnf_one_task_dispatcher", "fnf_one_task_worker"
+ONE_TASK_WORKER_DAG = "fnf_one_task_worker"
 WORKER_DAGS = {
     "rest": WORKER_DAG,
     "dispatch": WORKER_DAG,
@@ -66,8 +68,9 @@ QUEUES = {"dispatch": DISPATCH_QUEUE, "watcher": WATCHER_QUEUE, "onetask": ONE_T
 FINAL = ("Succeeded", "Failed", "TimedOut", "Stopped")
 MODES = ("worker", "rest", "dispatch", "watcher", "restonetask", "onetask")
 REST_MODES = ("rest", "restonetask")
-ASSETS = {"dispatch": "fnf_demo_queue", "watcher": "fnf_watcher_demo_queue", "onetask": "fnf_one_task_queue"}
-"""The asset whose watcher receives each mode's queue."""
+ASSETS = {"dispatch": "fnf_demo_queue", "watcher": "fnf_watcher_demo_queue"}
+"""The asset whose watcher's events carry each mode's messages (``onetask``'s watcher starts the
+runs itself: it has no events)."""
 SEQUENTIAL = 20
 """Executions one after another on the idle stack, after the concurrent ones."""
 GOAL_LATENCY_RATIO = 1.1
@@ -518,7 +521,7 @@ def _measure_mode(
         )
         with stack:
             stack.api.wait_for_dags(
-                [DISPATCHER_DAG, WORKER_DAG, WATCHER_DAG, ONE_TASK_DISPATCHER_DAG, ONE_TASK_WORKER_DAG],
+                [DISPATCHER_DAG, WORKER_DAG, WATCHER_DAG, ONE_TASK_WORKER_DAG],
                 echo=echo,
             )
             try:

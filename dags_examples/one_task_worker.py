@@ -3,11 +3,14 @@
 Flow: ``dags_examples/flows/one_task_flow.yaml``. Its step ``Square`` (``waitForCallback``) sends
 ``{"task_token": "<token>", "n": <the execution's input n>}`` to the MNS queue ``fnf-one-task``.
 
-``fnf_one_task_dispatcher``
-    As in ``reference_worker.py``: an ``AssetWatcher`` on the queue feeds
-    :class:`MNSDispatchMessagesOperator`, one ``fnf_one_task_worker`` run per message.
-
 ``fnf_one_task_worker``
+    Scheduled on the asset ``fnf_one_task_queue``, whose watcher is an :class:`MNSDispatchTrigger`:
+    in the triggerer it receives the queue's messages and starts one run of this DAG per message
+    through Airflow's REST API (connection ``airflow_api_default``, a user allowed to trigger the
+    DAG), with the message as ``dag_run.conf``. No dispatcher run in between: the fastest way from
+    a message to its worker (``reference_worker.py`` shows the dispatcher DAG, which needs no API
+    connection). Pausing the DAG stops the watcher.
+
     One task. ``square`` receives the message and returns the step's Output; the decorator then
     reports it with ReportTaskSucceeded and deletes the message, in the same process. When
     ``square`` raises (on its last try), the decorator reports ReportTaskFailed with the error
@@ -28,8 +31,7 @@ import pendulum
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
 from airflow_provider_fnf.callbacks import report_task_failed_on_dag_failure
-from airflow_provider_fnf.operators.dispatch import MNSDispatchMessagesOperator
-from airflow_provider_fnf.triggers.mns import MNSMessageTrigger
+from airflow_provider_fnf.triggers.dispatch import MNSDispatchTrigger
 
 QUEUE_NAME = "fnf-one-task"
 WORKER_DAG_ID = "fnf_one_task_worker"
@@ -38,27 +40,22 @@ fnf_one_task_queue = Asset(
     "fnf_one_task_queue",
     watchers=[
         AssetWatcher(
-            name="fnf_one_task_queue_watcher",
-            trigger=MNSMessageTrigger(queue_name=QUEUE_NAME, mns_conn_id="mns_default", lease_seconds=300),
+            name="fnf_one_task_queue_dispatch",
+            trigger=MNSDispatchTrigger(
+                queue_name=QUEUE_NAME,
+                mns_conn_id="mns_default",
+                lease_seconds=300,
+                trigger_dag_id=WORKER_DAG_ID,
+                airflow_api_conn_id="airflow_api_default",
+            ),
         )
     ],
 )
 
 with DAG(
-    dag_id="fnf_one_task_dispatcher",
-    description="One fnf_one_task_worker run per task message on the MNS queue fnf-one-task",
-    schedule=[fnf_one_task_queue],
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-    catchup=False,
-    tags=["fnf", "example", "dispatch"],
-):
-    MNSDispatchMessagesOperator(task_id="dispatch", trigger_dag_id=WORKER_DAG_ID)
-
-
-with DAG(
     dag_id=WORKER_DAG_ID,
     description="Square the execution's n in one task that reports and deletes the message",
-    schedule=None,  # runs are started by fnf_one_task_dispatcher, one per message
+    schedule=[fnf_one_task_queue],  # its watcher starts one run per message
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=16,

@@ -316,6 +316,11 @@ class MNSMessageTrigger(BaseEventTrigger):
             event.messages = []
         return event
 
+    def _work_on(self, result: ReceiveResult) -> ReceiveResult:
+        """Runs in the worker's thread after each receive; the messages left in the result go out
+        in the event. Here: all of them (a subclass may settle them itself)."""
+        return result
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # The SDK is synchronous and not thread-safe: every call runs in a worker thread this run
         # has to itself, which owns the hook and its SDK client; the event loop only awaits.
@@ -328,7 +333,7 @@ class MNSMessageTrigger(BaseEventTrigger):
         def receive_once() -> ReceiveResult:
             if not receiver:
                 receiver.append(self._make_receiver())
-            return self._receive_event(receiver[0], stopped)
+            return self._work_on(self._receive_event(receiver[0], stopped))
 
         loop = asyncio.get_running_loop()
         failures = 0
@@ -350,7 +355,7 @@ class MNSMessageTrigger(BaseEventTrigger):
                     failures += 1
                     delay = backoff_delay(failures, base=_BACKOFF_BASE_SECONDS, cap=self.max_backoff_seconds)
                     self.log.warning(
-                        "Receiving from MNS queue %s failed (%s: %s); retrying in %.1f s (failure %d in a row)",
+                        "Working on MNS queue %s failed (%s: %s); retrying in %.1f s (failure %d in a row)",
                         self.queue_name,
                         type(error).__name__,
                         error,
@@ -361,7 +366,7 @@ class MNSMessageTrigger(BaseEventTrigger):
                     continue
                 if failures:
                     self.log.info(
-                        "Receiving from MNS queue %s works again after %d failure(s)",
+                        "Working on MNS queue %s works again after %d failure(s)",
                         self.queue_name,
                         failures,
                     )
@@ -376,7 +381,7 @@ class MNSMessageTrigger(BaseEventTrigger):
                         }
                     )
                     return
-                if loop.time() - started < 1.0:
+                if not result.received and loop.time() - started < 1.0:
                     # Nothing to work on and the call came back at once (no long poll, or the
                     # service cut it short): pause instead of spinning.
                     await asyncio.sleep(self.poll_interval if self.settings.wait_time_seconds == 0 else 1.0)

@@ -41,7 +41,6 @@ EXAMPLE_DAGS = (
     "fnf_data_pipeline_worker",
     "fnf_watcher_worker",
     "fnf_start_flow_and_wait",
-    "fnf_one_task_dispatcher",
     "fnf_one_task_worker",
     "fnf_cloudflow_pipeline",
     "fnf_express_order_check",

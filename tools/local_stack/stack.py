@@ -374,6 +374,9 @@ class LocalStack:
         self.airflow_port: int | None = None
         self._log_server_ports: dict[str, int] = {}
         self._jwt_secret = secrets.token_urlsafe(64)
+        self._admin_secret = secrets.token_urlsafe(24)
+        """The admin user's password, written to the simple auth manager's file before Airflow
+        starts, so the ``airflow_api_default`` connection can name it."""
         self._api: AirflowClient | None = None
 
     # public view
@@ -626,6 +629,9 @@ class LocalStack:
                 }
             )
         env.update(self.connection_env())
+        env["AIRFLOW_CONN_AIRFLOW_API_DEFAULT"] = json.dumps(
+            {"conn_type": "http", "host": self.airflow_url, "login": "admin", "password": self._admin_secret}
+        )
         env.update(self.extra_env)
         return env
 
@@ -678,6 +684,13 @@ class LocalStack:
 
     def _start_airflow(self) -> None:
         self.airflow_home.mkdir(parents=True, exist_ok=True)
+        passwords = self.airflow_home / "simple_auth_manager_passwords.json.generated"
+        # The auth manager keeps the users it finds in this file and only adds missing ones.
+        known = json.loads(passwords.read_text()) if passwords.exists() else {}
+        if "admin" in known:
+            self._admin_secret = str(known["admin"])
+        else:
+            passwords.write_text(json.dumps({**known, "admin": self._admin_secret}) + "\n")
         if self.extra_dags_folders:
             self._link_dags_folders()
         self.airflow_port = free_port()

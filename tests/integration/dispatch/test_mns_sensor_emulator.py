@@ -104,10 +104,10 @@ class StateOnly:
     def __init__(self, state):
         self.value = state
 
-    def trigger(self, dag_id, run_id, conf, note):
+    def trigger_dag_run(self, dag_id, run_id, conf, note):
         return False
 
-    def state(self, dag_id, run_id):
+    def dag_run_state(self, dag_id, run_id):
         return self.value
 
 

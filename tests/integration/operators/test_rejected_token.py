@@ -88,10 +88,10 @@ def _failure_callback(queues: Queues, make_context: Any) -> str:
 
 
 class FailedRuns:
-    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any], note: str | None) -> bool:
+    def trigger_dag_run(self, dag_id: str, run_id: str, conf: dict[str, Any], note: str | None) -> bool:
         return False  # the run exists...
 
-    def state(self, dag_id: str, run_id: str) -> str:
+    def dag_run_state(self, dag_id: str, run_id: str) -> str:
         return "failed"  # ...and failed before reporting
 
 

@@ -26,7 +26,7 @@ class FakeDagRuns:
         self.confs: dict[str, dict] = {}
         self.fail_on = set(fail_on)
 
-    def trigger(self, dag_id, run_id, conf, note):
+    def trigger_dag_run(self, dag_id, run_id, conf, note):
         if run_id in self.fail_on:
             raise FnFProviderError(f"Airflow refused {run_id}")
         if run_id in self.states:
@@ -35,7 +35,7 @@ class FakeDagRuns:
         self.confs[run_id] = conf
         return True
 
-    def state(self, dag_id, run_id):
+    def dag_run_state(self, dag_id, run_id):
         return self.states[run_id]
 
 
@@ -82,8 +82,8 @@ def operator(messages=None, runs=None, mns=None, fnf=None, **kwargs):
     op = MNSDispatchMessagesOperator(task_id="dispatch", trigger_dag_id="worker", messages=messages, **kwargs)
     op.dag_runs = runs or FakeDagRuns()
     mns = mns or FakeMNS()
-    op._mns_hooks["mns_default"] = mns  # type: ignore[assignment]
-    op._fnf_hook = fnf or FakeFnF()  # type: ignore[assignment]
+    op.dispatcher._mns_hooks["mns_default"] = mns  # type: ignore[assignment]
+    op.dispatcher._fnf_hook = fnf or FakeFnF()  # type: ignore[assignment]
     return op
 
 
@@ -221,9 +221,9 @@ def test_task_sdk_client_speaks_the_supervisor_protocol(monkeypatch):
     monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", comms, raising=False)
     client = TaskSDKDagRunClient()
 
-    assert client.trigger("worker", "mns__q__NEW", {"message_id": "NEW"}, None) is True
+    assert client.trigger_dag_run("worker", "mns__q__NEW", {"message_id": "NEW"}, None) is True
     assert comms.sent[0].conf == {"message_id": "NEW"} and comms.sent[0].logical_date is None
-    assert client.trigger("worker", "mns__q__OLD", {}, None) is False
-    assert client.state("worker", "mns__q__OLD") == "running"
+    assert client.trigger_dag_run("worker", "mns__q__OLD", {}, None) is False
+    assert client.dag_run_state("worker", "mns__q__OLD") == "running"
     with pytest.raises(FnFProviderError, match="refused to start run"):
-        client.trigger("missing", "mns__q__X", {}, None)
+        client.trigger_dag_run("missing", "mns__q__X", {}, None)
