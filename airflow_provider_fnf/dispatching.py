@@ -29,7 +29,7 @@ failed                 ``failed_run_policy="report_failed"``: the task is report
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 from airflow_provider_fnf.acknowledgement import MNSMessageAcknowledger
@@ -78,6 +78,9 @@ class MNSMessageDispatcher:
     :param failed_run_error_name: the error name reported for a failed run.
     :param note: a note set on every run started.
     :param log: where each message's outcome is logged.
+    :param mask_token: registers each message's task token with the secrets masker before
+        anything is logged; a long-lived process (the triggerer) passes
+        :func:`~airflow_provider_fnf.masking.mask_task_token_by_shape`, which does not grow it.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class MNSMessageDispatcher:
         failed_run_error_name: str = FAILED_RUN_ERROR_NAME,
         note: str | None = None,
         log: logging.Logger | Any = None,
+        mask_token: Callable[[str | None], object] = mask_task_token,
     ) -> None:
         check_failed_run_policy(failed_run_policy, f"the dispatcher of DAG {trigger_dag_id!r}")
         self.trigger_dag_id = trigger_dag_id
@@ -99,6 +103,7 @@ class MNSMessageDispatcher:
         self.failed_run_error_name = failed_run_error_name
         self.note = note
         self.log = log or logging.getLogger(__name__)
+        self.mask_token = mask_token
         self._mns_hooks: dict[str, MNSHook] = {}
         self._fnf_hook: ServerlessWorkflowHook | None = None
 
@@ -128,7 +133,7 @@ class MNSMessageDispatcher:
         summary: dict[str, list[str]] = {outcome: [] for outcome in DISPATCH_OUTCOMES}
         errors: list[str] = []
         for message in messages:
-            mask_task_token(message.get("task_token"))
+            self.mask_token(message.get("task_token"))
             run_id = run_id_for(message["queue_name"], message["message_id"])
             try:
                 outcome = self.dispatch_one(message, run_id)

@@ -183,9 +183,9 @@ class AirflowAPIHook(ConnectionSettingsHook[AirflowAPISettings]):
             attempt += 1
             try:
                 response = self._send_once(method, path, json=json)
-            except AirflowAPIError:
-                if attempt >= MAX_ATTEMPTS:
-                    raise
+            except AirflowAPIError as error:
+                if error.status is not None or attempt >= MAX_ATTEMPTS:
+                    raise  # refused (a token denied), or unreachable for every attempt
                 time.sleep(backoff_delay(attempt, base=_RETRY_BASE_SECONDS))
                 continue
             status = response.status_code
@@ -224,9 +224,19 @@ class AirflowAPIHook(ConnectionSettingsHook[AirflowAPISettings]):
 
 
 def _detail(response: httpx.Response) -> str:
+    """The API's reason, without what the request sent: a validation error's ``input`` would
+    repeat the run's conf, task token included, so only each error's place and text are kept."""
     try:
         detail = response.json().get("detail")
-    except ValueError:
-        detail = None
-    text = detail if isinstance(detail, str) else response.text
-    return text[:300]
+    except (ValueError, AttributeError):
+        return response.reason_phrase
+    if isinstance(detail, str):
+        return detail[:300]
+    if isinstance(detail, list):
+        parts = [
+            f"{'.'.join(str(x) for x in item.get('loc', []))}: {item.get('msg')}"
+            for item in detail
+            if isinstance(item, dict)
+        ]
+        return "; ".join(parts)[:300] or response.reason_phrase
+    return response.reason_phrase

@@ -35,6 +35,7 @@ from airflow_provider_fnf.dispatching import (
 )
 from airflow_provider_fnf.exceptions import FnFProviderError
 from airflow_provider_fnf.hooks.airflow_api import DEFAULT_AIRFLOW_API_CONN_ID, AirflowAPIHook
+from airflow_provider_fnf.masking import mask_task_token_by_shape
 from airflow_provider_fnf.receive_settings import accepts_receive_options
 from airflow_provider_fnf.receiver import ReceiveResult
 from airflow_provider_fnf.triggers.mns import MNSMessageTrigger
@@ -122,6 +123,7 @@ class MNSDispatchTrigger(MNSMessageTrigger):
                 failed_run_error_name=self.failed_run_error_name,
                 note=self.note,
                 log=self.log,
+                mask_token=mask_task_token_by_shape,  # the triggerer lives long: never grow its masker
             )
         messages, result.messages = result.messages, []
         summary, errors = self._dispatcher.dispatch(messages)

@@ -5,7 +5,9 @@ triggerer of the shared stack (DAGs: ``tests/e2e/dags/e2e_load.py`` and ``e2e_le
   exactly 50 worker runs, one per message, with the message as their conf;
 - the watcher: 50 messages, every one handled exactly once whatever way Airflow batched them;
 - a message whose processing lease expires while its run still works starts no second run, and
-  is deleted once the run reported.
+  is deleted once the run reported;
+- both again with ``MNSDispatchTrigger``, which starts the runs from the triggerer through
+  Airflow's REST API (its outcomes are read from the triggerer's log: it has no task).
 """
 
 from __future__ import annotations
@@ -86,6 +88,11 @@ def history_counts(flows: Any, flow: str, name: str) -> dict[str, int]:
     return counts
 
 
+def triggerer_log(stack: LocalStack) -> str:
+    """Every Airflow process's log of the stack (the trigger logs in the triggerer's)."""
+    return "\n".join(p.read_text(errors="replace") for p in sorted(stack.work_dir.glob("airflow-*.log")))
+
+
 def runs_of(stack: LocalStack, dag_id: str) -> list[dict[str, Any]]:
     return stack.api.get(f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns", limit=500)["dag_runs"]
 
@@ -152,6 +159,32 @@ def test_burst_of_messages_makes_one_worker_run_each(stack: LocalStack, flows: A
     assert flows.wait_queue_empty(queue, timeout=e2e_load.LEASE_SECONDS + 60) == 0
 
 
+def test_dispatch_trigger_starts_one_worker_run_per_message_of_a_burst(stack: LocalStack, flows: Any) -> None:
+    queue = e2e_load.TRIGGER_QUEUE
+    flow = deploy(flows, queue)
+    names = start_burst(flows, flow, BURST)
+
+    executions = wait_all(stack, flows, flow, names)
+
+    assert {n: e["Status"] for n, e in executions.items()} == dict.fromkeys(names, "Succeeded")
+    expected_ids: dict[str, str] = {}
+    for name, n in names.items():
+        (message_id,) = flows.message_ids(flow, name)
+        assert json.loads(executions[name]["Output"]) == {"n": str(n), "message_id": message_id}
+        assert history_counts(flows, flow, name).get("TaskSucceeded") == 1
+        expected_ids[f"mns__{queue}__{message_id}"] = name
+    runs = finished_runs(stack, e2e_load.TRIGGER_WORKER_DAG_ID, BURST)
+    assert sorted(r["dag_run_id"] for r in runs) == sorted(expected_ids), "exactly one run per message"
+    for run in runs:
+        assert run["state"] == "success", run["dag_run_id"]
+        assert run["run_type"] == "manual", "started through the REST API, not by an asset event"
+        assert CONF_KEYS <= set(run["conf"]) and run["conf"]["execution_name"] == expected_ids[run["dag_run_id"]]
+    log = triggerer_log(stack)
+    for run_id in expected_ids:
+        assert log.count(f"Started run {run_id} of DAG {e2e_load.TRIGGER_WORKER_DAG_ID}") == 1, run_id
+    assert flows.wait_queue_empty(queue, timeout=60) == 0
+
+
 def test_watcher_handles_every_message_of_a_burst_once(stack: LocalStack, flows: Any) -> None:
     queue = e2e_load.WATCHER_QUEUE
     flow = deploy(flows, queue)
@@ -203,3 +236,25 @@ def test_lease_expiring_during_a_run_starts_no_second_run(stack: LocalStack, flo
     # The lease (5 s) expired while the run worked (15 s): the message came back and found its run.
     assert run_id in outcomes["running"], outcomes
     assert outcomes["deleted"] == [run_id], outcomes
+
+
+def test_dispatch_trigger_reconciles_a_message_whose_lease_expired(stack: LocalStack, flows: Any) -> None:
+    queue = e2e_lease.TRIGGER_QUEUE
+    flow = deploy(flows, queue)
+    (name,) = start_burst(flows, flow, 1)
+
+    execution = flows.wait(flow, name, timeout=180)
+
+    assert execution["Status"] == "Succeeded", flows.path(flow, name)
+    assert json.loads(execution["Output"]) == {"slept": e2e_lease.WORK_SECONDS}
+    (message_id,) = flows.message_ids(flow, name)
+    run_id = f"mns__{queue}__{message_id}"
+    assert flows.wait_queue_empty(queue, timeout=60) == 0
+    (worker_run,) = finished_runs(stack, e2e_lease.TRIGGER_WORKER_DAG_ID, 1)
+    assert worker_run["dag_run_id"] == run_id and worker_run["state"] == "success"
+    log = triggerer_log(stack)
+    assert log.count(f"Started run {run_id} of DAG") == 1
+    # The lease (5 s) expired while the run worked (15 s): the deliveries found the run running,
+    # then succeeded, and the trigger deleted the message.
+    assert f"Message {message_id} was delivered again" in log and f"while its run {run_id} is running" in log
+    assert f"Run {run_id} of message {message_id} succeeded before: deleting the message" in log

@@ -7,6 +7,10 @@ messages through both ways messages become DAG runs, each on a queue of its own.
     worker only reports, echoing its message's ``n`` and id, so that a mixed-up conf shows in the
     flow's output.
 
+``e2e_load_trigger_worker``
+    One run per message without a dispatcher run: its watcher on ``e2e-load-trigger`` is an
+    ``MNSDispatchTrigger``, which starts the runs through Airflow's REST API; the same worker.
+
 ``e2e_load_watcher_worker``
     The watcher mode: scheduled on ``e2e-load-watcher`` directly, one mapped report per message
     of the run's triggering asset events.
@@ -22,6 +26,7 @@ from airflow.sdk import DAG, Asset, AssetWatcher, task
 from airflow_provider_fnf.messages import messages_from_asset_events
 from airflow_provider_fnf.operators.dispatch import MNSDispatchMessagesOperator
 from airflow_provider_fnf.operators.fnf import ServerlessWorkflowReportTaskOperator
+from airflow_provider_fnf.triggers.dispatch import MNSDispatchTrigger
 from airflow_provider_fnf.triggers.mns import MNSMessageTrigger
 
 LEASE_SECONDS = 90
@@ -32,11 +37,13 @@ redelivery whose run exists starts no second one (docs/dispatch-modes.md)."""
 
 DISPATCH_QUEUE = "e2e-load-dispatch"
 WATCHER_QUEUE = "e2e-load-watcher"
-QUEUES = (DISPATCH_QUEUE, WATCHER_QUEUE)
+TRIGGER_QUEUE = "e2e-load-trigger"
+QUEUES = (DISPATCH_QUEUE, WATCHER_QUEUE, TRIGGER_QUEUE)
 DISPATCHER_DAG_ID = "e2e_load_dispatcher"
 WORKER_DAG_ID = "e2e_load_worker"
+TRIGGER_WORKER_DAG_ID = "e2e_load_trigger_worker"
 WATCHER_DAG_ID = "e2e_load_watcher_worker"
-DAG_IDS = (DISPATCHER_DAG_ID, WORKER_DAG_ID, WATCHER_DAG_ID)
+DAG_IDS = (DISPATCHER_DAG_ID, WORKER_DAG_ID, TRIGGER_WORKER_DAG_ID, WATCHER_DAG_ID)
 START = pendulum.datetime(2024, 1, 1, tz="UTC")
 
 dispatch_queue = Asset(
@@ -52,11 +59,31 @@ dispatch_queue = Asset(
 with DAG(dag_id=DISPATCHER_DAG_ID, schedule=[dispatch_queue], start_date=START, catchup=False):
     MNSDispatchMessagesOperator(task_id="dispatch", trigger_dag_id=WORKER_DAG_ID)
 
+ECHO = {"n": "{{ dag_run.conf['body']['n'] }}", "message_id": "{{ dag_run.conf['message_id'] }}"}
+"""The worker's Output: its message's n and id, so that a mixed-up conf shows in the flow."""
+
 with DAG(dag_id=WORKER_DAG_ID, schedule=None, start_date=START, catchup=False, max_active_runs=64):
-    ServerlessWorkflowReportTaskOperator(
-        task_id="report",
-        output={"n": "{{ dag_run.conf['body']['n'] }}", "message_id": "{{ dag_run.conf['message_id'] }}"},
-    )
+    ServerlessWorkflowReportTaskOperator(task_id="report", output=ECHO)
+
+trigger_queue = Asset(
+    "e2e_load_trigger_queue",
+    watchers=[
+        AssetWatcher(
+            name="e2e_load_trigger_dispatch",
+            trigger=MNSDispatchTrigger(
+                queue_name=TRIGGER_QUEUE,
+                wait_time_seconds=5,
+                lease_seconds=LEASE_SECONDS,
+                trigger_dag_id=TRIGGER_WORKER_DAG_ID,
+            ),
+        )
+    ],
+)
+
+with DAG(
+    dag_id=TRIGGER_WORKER_DAG_ID, schedule=[trigger_queue], start_date=START, catchup=False, max_active_runs=64
+):
+    ServerlessWorkflowReportTaskOperator(task_id="report", output=ECHO)
 
 watcher_queue = Asset(
     "e2e_load_watcher_queue",
