@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--e2e-modes",
         default="worker,rest,dispatch,watcher,restonetask,onetask",
         help="worker (plain polling worker), rest (worker DAG via REST), dispatch (one run per "
-        "message), onetask (one run per message, one-task worker: @task.fnf_callback), watcher "
+        "message), onetask (one run per message started from the triggerer by MNSDispatchTrigger, one-task "
+        "worker: @task.fnf_callback), watcher "
         "(runs from asset events), restonetask (the one-task worker via REST)",
     )
     e2e.add_argument(

@@ -98,7 +98,11 @@ class AirflowAPIHook(ConnectionSettingsHook[AirflowAPISettings]):
         verify: bool | str = True
         if "verify" in extra:
             raw = extra["verify"]
-            verify = raw if isinstance(raw, str) and raw.lower() not in ("true", "false") else str(raw).lower() != "false"
+            verify = (
+                raw
+                if isinstance(raw, str) and raw.lower() not in ("true", "false")
+                else str(raw).lower() != "false"
+            )
         try:
             timeout = float(extra.get("timeout", DEFAULT_TIMEOUT_SECONDS))
         except (TypeError, ValueError):
@@ -174,7 +178,9 @@ class AirflowAPIHook(ConnectionSettingsHook[AirflowAPISettings]):
                 conn_id=self.airflow_api_conn_id,
             ) from None
 
-    def _send(self, method: str, path: str, *, json: Any = None, accept: tuple[int, ...] = ()) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, *, json: Any = None, accept: tuple[int, ...] = ()
+    ) -> httpx.Response:
         """One API call, retried while the answers are transient; an answer whose status is 2xx
         or in ``accept`` is returned, any other raises :class:`AirflowAPIError`."""
         renewed = False
@@ -212,7 +218,9 @@ class AirflowAPIHook(ConnectionSettingsHook[AirflowAPISettings]):
         body: dict[str, Any] = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
         if note:
             body["note"] = note
-        response = self._send("POST", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns", json=body, accept=(409,))
+        response = self._send(
+            "POST", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns", json=body, accept=(409,)
+        )
         return response.status_code != 409
 
     def dag_run_state(self, dag_id: str, run_id: str) -> str:

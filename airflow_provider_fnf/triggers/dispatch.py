@@ -85,7 +85,9 @@ class MNSDispatchTrigger(MNSMessageTrigger):
                 f"MNSDispatchTrigger for queue {options.get('queue_name')!r} needs trigger_dag_id, the worker "
                 f"DAG's id; got {trigger_dag_id!r}"
             )
-        check_failed_run_policy(failed_run_policy, f"MNSDispatchTrigger for queue {options.get('queue_name')!r}")
+        check_failed_run_policy(
+            failed_run_policy, f"MNSDispatchTrigger for queue {options.get('queue_name')!r}"
+        )
         options.setdefault("max_messages_per_event", options.get("max_messages") or 16)
         super().__init__(**options)
         self.trigger_dag_id = trigger_dag_id
@@ -131,7 +133,8 @@ class MNSDispatchTrigger(MNSMessageTrigger):
         if errors:
             raise MNSDispatchError(
                 f"{len(errors)} of {len(messages)} message(s) from MNS queue {self.queue_name} could not be "
-                f"dispatched to DAG {self.trigger_dag_id!r} (they stay leased and come back): " + "; ".join(errors),
+                f"dispatched to DAG {self.trigger_dag_id!r} (they stay leased and come back): "
+                + "; ".join(errors),
                 resource=self.queue_name,
             )
         return result

@@ -178,7 +178,9 @@ def test_dispatch_trigger_starts_one_worker_run_per_message_of_a_burst(stack: Lo
     for run in runs:
         assert run["state"] == "success", run["dag_run_id"]
         assert run["run_type"] == "manual", "started through the REST API, not by an asset event"
-        assert CONF_KEYS <= set(run["conf"]) and run["conf"]["execution_name"] == expected_ids[run["dag_run_id"]]
+        assert (
+            CONF_KEYS <= set(run["conf"]) and run["conf"]["execution_name"] == expected_ids[run["dag_run_id"]]
+        )
     log = triggerer_log(stack)
     for run_id in expected_ids:
         assert log.count(f"Started run {run_id} of DAG {e2e_load.TRIGGER_WORKER_DAG_ID}") == 1, run_id
@@ -211,8 +213,9 @@ def test_watcher_handles_every_message_of_a_burst_once(stack: LocalStack, flows:
     assert flows.wait_queue_empty(queue, timeout=e2e_load.LEASE_SECONDS + 60) == 0
 
 
-def test_lease_expiring_during_a_run_starts_no_second_run(stack: LocalStack, flows: Any) -> None:
-    queue = e2e_lease.QUEUE
+def run_past_its_lease(stack: LocalStack, flows: Any, queue: str, worker_dag_id: str) -> tuple[str, str]:
+    """One execution whose worker outlives its message's lease; returns (message id, run id) once
+    the flow succeeded, the queue is empty and the one worker run succeeded."""
     flow = deploy(flows, queue)
     (name,) = start_burst(flows, flow, 1)
 
@@ -224,9 +227,14 @@ def test_lease_expiring_during_a_run_starts_no_second_run(stack: LocalStack, flo
     run_id = f"mns__{queue}__{message_id}"
     # Deleted in the end: by the dispatcher, once a later delivery found the run succeeded.
     assert flows.wait_queue_empty(queue, timeout=60) == 0
-
-    (worker_run,) = finished_runs(stack, e2e_lease.WORKER_DAG_ID, 1)
+    (worker_run,) = finished_runs(stack, worker_dag_id, 1)
     assert worker_run["dag_run_id"] == run_id and worker_run["state"] == "success"
+    return message_id, run_id
+
+
+def test_lease_expiring_during_a_run_starts_no_second_run(stack: LocalStack, flows: Any) -> None:
+    _, run_id = run_past_its_lease(stack, flows, e2e_lease.QUEUE, e2e_lease.WORKER_DAG_ID)
+
     outcomes: dict[str, list[str]] = {}
     for run in finished_runs(stack, e2e_lease.LISTENER_DAG_ID, 2):
         summary = stack.api.xcom(e2e_lease.LISTENER_DAG_ID, run["dag_run_id"], "dispatch")
@@ -239,22 +247,12 @@ def test_lease_expiring_during_a_run_starts_no_second_run(stack: LocalStack, flo
 
 
 def test_dispatch_trigger_reconciles_a_message_whose_lease_expired(stack: LocalStack, flows: Any) -> None:
-    queue = e2e_lease.TRIGGER_QUEUE
-    flow = deploy(flows, queue)
-    (name,) = start_burst(flows, flow, 1)
+    message_id, run_id = run_past_its_lease(
+        stack, flows, e2e_lease.TRIGGER_QUEUE, e2e_lease.TRIGGER_WORKER_DAG_ID
+    )
 
-    execution = flows.wait(flow, name, timeout=180)
-
-    assert execution["Status"] == "Succeeded", flows.path(flow, name)
-    assert json.loads(execution["Output"]) == {"slept": e2e_lease.WORK_SECONDS}
-    (message_id,) = flows.message_ids(flow, name)
-    run_id = f"mns__{queue}__{message_id}"
-    assert flows.wait_queue_empty(queue, timeout=60) == 0
-    (worker_run,) = finished_runs(stack, e2e_lease.TRIGGER_WORKER_DAG_ID, 1)
-    assert worker_run["dag_run_id"] == run_id and worker_run["state"] == "success"
     log = triggerer_log(stack)
     assert log.count(f"Started run {run_id} of DAG") == 1
-    # The lease (5 s) expired while the run worked (15 s): the deliveries found the run running,
-    # then succeeded, and the trigger deleted the message.
+    # The deliveries found the run running, then succeeded, and the trigger deleted the message.
     assert f"Message {message_id} was delivered again" in log and f"while its run {run_id} is running" in log
     assert f"Run {run_id} of message {message_id} succeeded before: deleting the message" in log

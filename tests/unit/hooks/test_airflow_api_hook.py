@@ -14,7 +14,9 @@ from airflow_provider_fnf.hooks.airflow_api import AirflowAPIHook
 def settings(**fields):
     hook = AirflowAPIHook("airflow_api_test")
     extra = fields.pop("extra", None)
-    conn = Connection(conn_id="airflow_api_test", conn_type="http", extra=json.dumps(extra) if extra else None, **fields)
+    conn = Connection(
+        conn_id="airflow_api_test", conn_type="http", extra=json.dumps(extra) if extra else None, **fields
+    )
     return hook._settings_from(conn)
 
 
@@ -25,7 +27,10 @@ def test_a_url_host_is_the_base_url():
 
 
 def test_a_host_name_takes_schema_and_port():
-    assert settings(host="api-server", port=8080, login="bot", password="pw").base_url == "http://api-server:8080"
+    assert (
+        settings(host="api-server", port=8080, login="bot", password="pw").base_url
+        == "http://api-server:8080"
+    )
     assert settings(host="api", schema="https", login="b", password="p").base_url == "https://api"
 
 
@@ -40,7 +45,10 @@ def test_a_token_in_extra_needs_no_login():
     [
         ({"login": "bot", "password": "pw"}, "has no host"),
         ({"host": "http://api:8080", "login": "bot"}, "needs login and password"),
-        ({"host": "http://api", "login": "b", "password": "p", "extra": {"timeout": "soon"}}, "timeout must be"),
+        (
+            {"host": "http://api", "login": "b", "password": "p", "extra": {"timeout": "soon"}},
+            "timeout must be",
+        ),
     ],
 )
 def test_what_is_missing_is_named_with_the_connection(fields, fragment):
@@ -56,7 +64,11 @@ def test_an_error_detail_never_repeats_what_was_sent():
 
     validation = httpx.Response(
         422,
-        json={"detail": [{"loc": ["body", "conf"], "msg": "Input should be a valid dictionary", "input": "TOKEN-abc"}]},
+        json={
+            "detail": [
+                {"loc": ["body", "conf"], "msg": "Input should be a valid dictionary", "input": "TOKEN-abc"}
+            ]
+        },
     )
     assert _detail(validation) == "body.conf: Input should be a valid dictionary"
     assert _detail(httpx.Response(404, json={"detail": "The Dag with ID: `w` was not found"})) == (

@@ -98,7 +98,9 @@ def test_bad_arguments_fail_at_construction(kwargs, fragment):
 def test_every_batch_is_dispatched_in_the_worker_thread_and_no_event_fires(monkeypatch):
     monkeypatch.setattr(asyncio, "sleep", _no_sleep)
     runs = FakeRuns()
-    receiver = ScriptedReceiver([leased("M1", "M2"), leased("M3"), MNSAuthenticationError("stop", status=403)])
+    receiver = ScriptedReceiver(
+        [leased("M1", "M2"), leased("M3"), MNSAuthenticationError("stop", status=403)]
+    )
     trigger = with_runs(MNSDispatchTrigger(queue_name="q", trigger_dag_id="worker"), runs)
 
     run_until_permanent_error(trigger, receiver, monkeypatch)
@@ -118,7 +120,9 @@ def test_a_batch_whose_runs_could_not_all_start_backs_off(monkeypatch, caplog, c
     monkeypatch.setattr(asyncio, "sleep", record_sleep)
     runs = FakeRuns(fail={"mns__q__M2"})
     # M2 comes back (its lease ran out) and is started then.
-    receiver = ScriptedReceiver([leased("M1", "M2"), leased("M2"), MNSAuthenticationError("stop", status=403)])
+    receiver = ScriptedReceiver(
+        [leased("M1", "M2"), leased("M2"), MNSAuthenticationError("stop", status=403)]
+    )
     trigger = with_runs(MNSDispatchTrigger(queue_name="q", trigger_dag_id="worker"), runs)
 
     with caplog.at_level(logging.INFO):
