@@ -56,10 +56,30 @@ TRIGGERER_CAPACITY = 1
 PATIENCE_SECONDS = 20 * 60
 FINAL = ("Succeeded", "Failed", "TimedOut", "Stopped")
 KILLED_QUEUE = failover.QUEUES[0]
+_PHASES: dict[str, float] = {}
+"""Seconds each phase took (stack start, the executions, each check), printed with the results."""
 
 
 def _echo(line: str) -> None:
-    print(f"[failover] {line}", file=sys.stderr, flush=True)
+    print(f"[failover {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def _redeliveries(stack: LocalStack) -> dict[str, Any]:
+    """Messages received more than once (the emulator's record) and the seconds between each
+    receipt and the next: a lease that ran out, or a message released by a stopped trigger."""
+    gaps: list[float] = []
+    again = 0
+    for queue in failover.QUEUES:
+        received: dict[str, list[float]] = {}
+        events = admin(stack.emulator.mns_endpoint, "GET", f"mns/message-events?queue={quote(queue)}")
+        for event in events["events"]:
+            if event["event"] == "received":
+                received.setdefault(event["message_id"], []).append(event["time_ms"] / 1000)
+        for times in received.values():
+            if len(times) > 1:
+                again += 1
+                gaps.extend(round(b - a, 1) for a, b in zip(times, times[1:], strict=False))
+    return {"messages_received_again": again, "seconds_between_receipts": sorted(gaps)}
 
 
 def _queue_fired(stack: LocalStack, component: str, queue: str) -> int:
@@ -255,11 +275,17 @@ def failover_stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
         extra_env={"AIRFLOW__TRIGGERER__CAPACITY": str(TRIGGERER_CAPACITY)},
     )
     try:
+        started = time.monotonic()
         stack.start()
+        _PHASES["stack start"] = round(time.monotonic() - started, 1)
+        started = time.monotonic()
         stack.api.wait_for_dags(failover.DAG_IDS, echo=_echo)
+        _PHASES["DAGs parsed"] = round(time.monotonic() - started, 1)
         yield stack
     finally:
+        started = time.monotonic()
         stack.stop()
+        _echo(f"stack stopped in {time.monotonic() - started:.0f} s")
     left = {sid: session_members(sid) for sid in stack.started_sessions}
     assert not any(left.values()), f"processes left behind by the failover stack: {left}"
 
@@ -268,6 +294,15 @@ def test_scheduler_database_and_triggerer_failures_lose_nothing(failover_stack: 
     stack = failover_stack
     run = Failover(stack)
     run.run()
+    phase_started = time.monotonic()
+    _PHASES["executions"] = round(phase_started - run.started, 1)
+
+    def phase(name: str) -> None:
+        nonlocal phase_started
+        now = time.monotonic()
+        _PHASES[name] = round(now - phase_started, 1)
+        phase_started = now
+
     results: dict[str, Any] = {"executions": EXECUTIONS, "in_flight": IN_FLIGHT, "events": run.events}
 
     # When each message was sent and reported (the flows' histories), per queue; what each
@@ -278,6 +313,11 @@ def test_scheduler_database_and_triggerer_failures_lose_nothing(failover_stack: 
         for name, mark in timeline.flow_marks(run.fnf, flow, names).items():
             marks[name] = {**mark, "queue": queue}
     results["costs"] = _costs(run, marks)
+    results["redeliveries"] = _redeliveries(stack)
+    results["last_reports_seconds"] = sorted(
+        round(m["report"] - run.started_epoch, 1) for m in marks.values() if m.get("report")
+    )[-10:]
+    phase("histories")
     results["restarted_on_their_own"] = run.supervised
     _echo(f"what each failure cost:\n{json.dumps(results['costs'], indent=2)}")
 
@@ -301,6 +341,7 @@ def test_scheduler_database_and_triggerer_failures_lose_nothing(failover_stack: 
         time.sleep(3)
     runs_per_message = Counter(r["conf"]["message_id"] for r in runs)
     results["worker_runs"] = len(runs)
+    phase("worker runs ended")
     assert set(runs_per_message) == message_ids
     assert max(runs_per_message.values()) == 1, [m for m, n in runs_per_message.items() if n > 1]
     assert {r["state"] for r in runs} == {"success"}, Counter(r["state"] for r in runs)
@@ -325,12 +366,15 @@ def test_scheduler_database_and_triggerer_failures_lose_nothing(failover_stack: 
             break
         time.sleep(5)
     results["messages_left"] = left
+    phase("queues empty")
     assert not any(left.values()), f"messages left: {left}"
 
     # No secret and no task token in any log line of Airflow.
     tokens = {r["conf"]["task_token"] for r in runs}
     leaks = scan_logs(stack, {ACCESS_KEY_SECRET, *tokens})
     results["log_files_scanned"] = leaks.pop("__files__")
+    phase("log scan")
+    results["phases_seconds"] = _PHASES
     assert not leaks, f"secrets or task tokens in logs: {leaks}"
 
     results["triggerers_before_kill"] = run.triggerers_before_kill
