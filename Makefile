@@ -66,7 +66,7 @@ test-failover: install services
 	$(PY) -m pytest tests/soak/test_failover.py $(PYTEST_FLAGS)
 
 # What CI runs on a fresh clone: everything above.
-ci: test test-soak test-distributed
+ci: test test-soak test-failover test-distributed
 
 demo: install
 	$(PY) -m tools.local_stack.demo $(DEMO_ARGS)
