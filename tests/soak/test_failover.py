@@ -69,14 +69,13 @@ def _echo(line: str) -> None:
     print(f"[failover {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
-def _message_record(stack: LocalStack) -> dict[str, Any]:
-    """From the emulator's record of each message: the messages received more than once and the
-    seconds between each receipt and the next (a lease that ran out, or a receipt whose lease
-    was never set), and the longest waits from first receipt to deletion (what the lease must
-    outlast)."""
-    gaps: list[float] = []
+def _message_record(stack: LocalStack, started_epoch: float) -> dict[str, Any]:
+    """From the emulator's record of each message: every message received more than once, when it
+    was first received (seconds into the run: which failure it met) and the seconds between its
+    receipts (its lease ran out, or it was received but never leased), and the longest waits from
+    first receipt to deletion (what the lease must outlast)."""
+    again: list[dict[str, Any]] = []
     waits: list[float] = []
-    again = 0
     for queue in failover.QUEUES:
         received: dict[str, list[float]] = {}
         deleted: dict[str, float] = {}
@@ -88,13 +87,19 @@ def _message_record(stack: LocalStack) -> dict[str, Any]:
                 deleted[event["message_id"]] = event["time_ms"] / 1000
         for message_id, times in received.items():
             if len(times) > 1:
-                again += 1
-                gaps.extend(round(b - a, 1) for a, b in zip(times, times[1:], strict=False))
+                again.append(
+                    {
+                        "queue": queue,
+                        "first_receipt_at_seconds": round(times[0] - started_epoch, 1),
+                        "seconds_between_receipts": [
+                            round(b - a, 1) for a, b in zip(times, times[1:], strict=False)
+                        ],
+                    }
+                )
             if message_id in deleted:
                 waits.append(round(deleted[message_id] - times[0], 1))
     return {
-        "messages_received_again": again,
-        "seconds_between_receipts": sorted(gaps),
+        "received_again": sorted(again, key=lambda m: m["first_receipt_at_seconds"]),
         "longest_receipt_to_delete_seconds": sorted(waits)[-5:],
     }
 
@@ -352,7 +357,6 @@ def test_scheduler_database_and_triggerer_failures_lose_nothing(failover_stack: 
         for name, mark in timeline.flow_marks(run.fnf, flow, names).items():
             marks[name] = {**mark, "queue": queue}
     results["costs"] = _costs(run, marks)
-    results["messages"] = _message_record(stack)
     results["last_reports_seconds"] = sorted(
         round(m["report"] - run.started_epoch, 1) for m in marks.values() if m.get("report")
     )[-10:]
@@ -405,6 +409,7 @@ def test_scheduler_database_and_triggerer_failures_lose_nothing(failover_stack: 
             break
         time.sleep(5)
     results["messages_left"] = left
+    results["messages"] = _message_record(stack, run.started_epoch)
     phase("queues empty")
     assert not any(left.values()), f"messages left: {left}"
 
