@@ -61,12 +61,12 @@ test-soak: install services
 	$(PY) -m pytest tests/soak/test_soak_faults.py $(PYTEST_FLAGS)
 
 # 200 executions on the distributed topology while the scheduler is killed, the metadata database
-# restarts and the triggerer holding a watcher is killed (~11 min).
+# restarts and the triggerer holding a watcher is killed (~5 min).
 test-failover: install services
 	$(PY) -m pytest tests/soak/test_failover.py $(PYTEST_FLAGS)
 
 # What CI runs on a fresh clone: everything above.
-ci: test test-soak test-distributed
+ci: test test-soak test-failover test-distributed
 
 demo: install
 	$(PY) -m tools.local_stack.demo $(DEMO_ARGS)

@@ -44,28 +44,80 @@ from tools.local_stack.flows import callback_flow
 from tools.local_stack.processes import session_members
 from tools.local_stack.stack import ACCESS_KEY_SECRET, AirflowTopology, LocalStack, StackError
 
-pytestmark = [pytest.mark.soak, pytest.mark.timeout(30 * 60)]
+pytestmark = [pytest.mark.soak, pytest.mark.timeout(20 * 60)]
 
 EXECUTIONS = int(os.environ.get("FNF_FAILOVER_EXECUTIONS", "200"))
 IN_FLIGHT = 64
 """Executions started but not ended, at most: messages keep arriving across every failure."""
-SCHEDULER_KILL_AT, DATABASE_RESTART_AT, TRIGGERER_KILL_AT = 0.1, 0.3, 0.5
+SCHEDULER_KILL_AT, DATABASE_RESTART_AT, TRIGGERER_KILL_AT = 0.1, 0.25, 0.4
+"""Fractions of the executions ended: each failure while ``IN_FLIGHT`` are in flight, the last
+early enough that messages a failure held for their lease are back before the others end."""
 DATABASE_DOWN_SECONDS = 3.0
 TRIGGERER_CAPACITY = 1
 """Two watchers, two triggerers: each triggerer holds one."""
-PATIENCE_SECONDS = 20 * 60
+PATIENCE_SECONDS = 12 * 60
+"""For the executions to end: about 4 min are needed on 2 idle cores."""
+FAULT_PATIENCE_SECONDS = 90
+"""Longest a failure may wait for its precondition (each triggerer holding one watcher)."""
 FINAL = ("Succeeded", "Failed", "TimedOut", "Stopped")
 KILLED_QUEUE = failover.QUEUES[0]
+_PHASES: dict[str, float] = {}
+"""Seconds each phase took (stack start, the executions, each check), printed with the results."""
 
 
 def _echo(line: str) -> None:
-    print(f"[failover] {line}", file=sys.stderr, flush=True)
+    print(f"[failover {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
-def _queue_fired(stack: LocalStack, component: str, queue: str) -> int:
-    """Trigger events this triggerer fired for ``queue`` (its log names the queue of each event)."""
-    text = stack.airflow_log(component).read_text(errors="replace")
-    return len(re.findall(rf"Trigger fired event.*queue='{re.escape(queue)}'", text))
+def _message_record(stack: LocalStack, started_epoch: float) -> dict[str, Any]:
+    """From the emulator's record of each message: every message received more than once, when it
+    was first received (seconds into the run: which failure it met) and the seconds between its
+    receipts (its lease ran out, or it was received but never leased), and the longest waits from
+    first receipt to deletion (what the lease must outlast)."""
+    again: list[dict[str, Any]] = []
+    waits: list[float] = []
+    for queue in failover.QUEUES:
+        received: dict[str, list[float]] = {}
+        deleted: dict[str, float] = {}
+        events = admin(stack.emulator.mns_endpoint, "GET", f"mns/message-events?queue={quote(queue)}")
+        for event in events["events"]:
+            if event["event"] == "received":
+                received.setdefault(event["message_id"], []).append(event["time_ms"] / 1000)
+            elif event["event"] == "deleted":
+                deleted[event["message_id"]] = event["time_ms"] / 1000
+        for message_id, times in received.items():
+            if len(times) > 1:
+                again.append(
+                    {
+                        "queue": queue,
+                        "first_receipt_at_seconds": round(times[0] - started_epoch, 1),
+                        "seconds_between_receipts": [
+                            round(b - a, 1) for a, b in zip(times, times[1:], strict=False)
+                        ],
+                    }
+                )
+            if message_id in deleted:
+                waits.append(round(deleted[message_id] - times[0], 1))
+    return {
+        "received_again": sorted(again, key=lambda m: m["first_receipt_at_seconds"]),
+        "longest_receipt_to_delete_seconds": sorted(waits)[-5:],
+    }
+
+
+def _watchers_held(stack: LocalStack) -> dict[str, dict[str, int]]:
+    """Per triggerer, the trigger events it fired for each queue since it last started (its log
+    names the queue of each event): the watcher it holds now. A triggerer started again (after
+    the database restart, say) may hold the other queue's watcher than before."""
+    held = {}
+    for name in stack.airflow_processes:
+        if name.startswith("triggerer-"):
+            text = stack.airflow_log(name).read_text(errors="replace")
+            since_start = text.rsplit("Starting the triggerer", 1)[-1]
+            held[name] = {
+                q: len(re.findall(rf"Trigger fired event.*queue='{re.escape(q)}'", since_start))
+                for q in failover.QUEUES
+            }
+    return held
 
 
 class Failover:
@@ -82,6 +134,8 @@ class Failover:
         self.started = time.monotonic()
         self.started_epoch = time.time()
         self.triggerers_before_kill: dict[str, dict[str, int]] | None = None
+        self.waiting_for = ""
+        """Why the failure due cannot be injected yet."""
 
     def note(self, line: str) -> None:
         line = f"{time.monotonic() - self.started:6.0f} s  {line}"
@@ -156,37 +210,39 @@ class Failover:
 
         self.fault("restart the metadata PostgreSQL", restart)
 
-    def kill_triggerer(self) -> None:
-        holders = {
-            name: {q: _queue_fired(self.stack, name, q) for q in failover.QUEUES}
-            for name in self.stack.airflow_processes
-            if name.startswith("triggerer-")
-        }
-        self.note(f"trigger events per triggerer and queue so far: {holders}")
-        holder = max(holders, key=lambda name: holders[name][KILLED_QUEUE])
-        others = [name for name in holders if name != holder]
-        assert holders[holder][KILLED_QUEUE] > 0, f"no triggerer fired events for {KILLED_QUEUE}: {holders}"
-        assert all(sum(holders[o].values()) > 0 for o in others), (
-            f"only one triggerer held triggers: {holders}"
-        )
+    def kill_triggerer(self) -> bool:
+        """Kill the triggerer that holds the watcher of ``KILLED_QUEUE`` while the other holds the
+        other watcher. False (try again later) until each triggerer has fired events for its one
+        queue since it last started."""
+        holders = _watchers_held(self.stack)
+        holding = [name for name, fired in holders.items() if fired[KILLED_QUEUE] > 0]
+        others = [name for name in holders if name not in holding]
+        if len(holding) != 1 or not all(
+            sum(holders[o].values()) > 0 and holders[o][KILLED_QUEUE] == 0 for o in others
+        ):
+            self.waiting_for = f"the triggerers did not each hold one watcher: {holders}"
+            return False
+        holder = holding[0]
+        self.note(f"trigger events per triggerer and queue since each last started: {holders}")
         self.fault(
             f"SIGKILL {holder} (holding the {KILLED_QUEUE} watcher; {', '.join(others)} keeps running)",
             lambda: self.stack.restart_component(holder, kill=True),
             queue=KILLED_QUEUE,
         )
         self.triggerers_before_kill = holders
+        return True
 
     def run(self) -> None:
         for queue, flow in self.flows.items():
             self.fnf.create_or_update_flow(flow, callback_flow(queue, timeout_seconds=3600))
         self.note(f"{EXECUTIONS} executions over {list(self.flows)}, at most {IN_FLIGHT} in flight")
-        plan = [
+        plan: list[tuple[float, Callable[[], bool | None]]] = [
             (SCHEDULER_KILL_AT, self.kill_scheduler),
             (DATABASE_RESTART_AT, self.restart_database),
             (TRIGGERER_KILL_AT, self.kill_triggerer),
         ]
         deadline = time.monotonic() + PATIENCE_SECONDS
-        last_report = 0.0
+        last_report = due = 0.0
         with ThreadPoolExecutor(8) as pool:
             while True:
                 self.supervise()
@@ -200,7 +256,15 @@ class Failover:
                 if ended >= EXECUTIONS:
                     break
                 while plan and ended >= plan[0][0] * EXECUTIONS:
-                    plan.pop(0)[1]()
+                    due = due or time.monotonic()
+                    if plan[0][1]() is False:  # not yet possible: again on the next round
+                        if time.monotonic() - due > FAULT_PATIENCE_SECONDS:
+                            pytest.fail(
+                                f"{plan[0][1].__name__}: {self.waiting_for} for {FAULT_PATIENCE_SECONDS} s"
+                            )
+                        break
+                    plan.pop(0)
+                    due = 0.0
                 self.start_more(pool)
                 if time.monotonic() - last_report > 30:
                     self.note(f"started {len(self.names)}, {dict(Counter(self.status.values()))}")
@@ -255,11 +319,17 @@ def failover_stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
         extra_env={"AIRFLOW__TRIGGERER__CAPACITY": str(TRIGGERER_CAPACITY)},
     )
     try:
+        started = time.monotonic()
         stack.start()
+        _PHASES["stack start"] = round(time.monotonic() - started, 1)
+        started = time.monotonic()
         stack.api.wait_for_dags(failover.DAG_IDS, echo=_echo)
+        _PHASES["DAGs parsed"] = round(time.monotonic() - started, 1)
         yield stack
     finally:
+        started = time.monotonic()
         stack.stop()
+        _echo(f"stack stopped in {time.monotonic() - started:.0f} s")
     left = {sid: session_members(sid) for sid in stack.started_sessions}
     assert not any(left.values()), f"processes left behind by the failover stack: {left}"
 
@@ -268,6 +338,15 @@ def test_scheduler_database_and_triggerer_failures_lose_nothing(failover_stack: 
     stack = failover_stack
     run = Failover(stack)
     run.run()
+    phase_started = time.monotonic()
+    _PHASES["executions"] = round(phase_started - run.started, 1)
+
+    def phase(name: str) -> None:
+        nonlocal phase_started
+        now = time.monotonic()
+        _PHASES[name] = round(now - phase_started, 1)
+        phase_started = now
+
     results: dict[str, Any] = {"executions": EXECUTIONS, "in_flight": IN_FLIGHT, "events": run.events}
 
     # When each message was sent and reported (the flows' histories), per queue; what each
@@ -278,6 +357,10 @@ def test_scheduler_database_and_triggerer_failures_lose_nothing(failover_stack: 
         for name, mark in timeline.flow_marks(run.fnf, flow, names).items():
             marks[name] = {**mark, "queue": queue}
     results["costs"] = _costs(run, marks)
+    results["last_reports_seconds"] = sorted(
+        round(m["report"] - run.started_epoch, 1) for m in marks.values() if m.get("report")
+    )[-10:]
+    phase("histories")
     results["restarted_on_their_own"] = run.supervised
     _echo(f"what each failure cost:\n{json.dumps(results['costs'], indent=2)}")
 
@@ -301,6 +384,7 @@ def test_scheduler_database_and_triggerer_failures_lose_nothing(failover_stack: 
         time.sleep(3)
     runs_per_message = Counter(r["conf"]["message_id"] for r in runs)
     results["worker_runs"] = len(runs)
+    phase("worker runs ended")
     assert set(runs_per_message) == message_ids
     assert max(runs_per_message.values()) == 1, [m for m, n in runs_per_message.items() if n > 1]
     assert {r["state"] for r in runs} == {"success"}, Counter(r["state"] for r in runs)
@@ -325,12 +409,16 @@ def test_scheduler_database_and_triggerer_failures_lose_nothing(failover_stack: 
             break
         time.sleep(5)
     results["messages_left"] = left
+    results["messages"] = _message_record(stack, run.started_epoch)
+    phase("queues empty")
     assert not any(left.values()), f"messages left: {left}"
 
     # No secret and no task token in any log line of Airflow.
     tokens = {r["conf"]["task_token"] for r in runs}
     leaks = scan_logs(stack, {ACCESS_KEY_SECRET, *tokens})
     results["log_files_scanned"] = leaks.pop("__files__")
+    phase("log scan")
+    results["phases_seconds"] = _PHASES
     assert not leaks, f"secrets or task tokens in logs: {leaks}"
 
     results["triggerers_before_kill"] = run.triggerers_before_kill
