@@ -150,11 +150,13 @@ class MNSMessageDispatcher:
             summary[outcome].append(run_id)
         return summary, errors
 
-    def log_summary(self, count: int, summary: dict[str, list[str]]) -> None:
+    def log_summary(self, messages: Sequence[dict[str, Any]], summary: dict[str, list[str]]) -> None:
+        queues = ", ".join(sorted({str(m.get("queue_name")) for m in messages})) or "-"
         self.log.info(
-            "Dispatched %d message(s) to DAG %s: %d started, %d still running, %d deleted, "
-            "%d reported failed, %d with a rejected task token, %d left",
-            count,
+            "Dispatched %d message(s) from MNS queue %s to DAG %s: %d started, %d still running, "
+            "%d deleted, %d reported failed, %d with a rejected task token, %d left",
+            len(messages),
+            queues,
             self.trigger_dag_id,
             len(summary["started"]),
             len(summary["running"]),

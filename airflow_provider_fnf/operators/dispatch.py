@@ -160,7 +160,7 @@ class MNSDispatchMessagesOperator(BaseOperator):
         messages = self._messages(context)
         dispatcher = self.dispatcher
         summary, errors = dispatcher.dispatch(messages)
-        dispatcher.log_summary(len(messages), summary)
+        dispatcher.log_summary(messages, summary)
         if errors:
             raise FnFProviderError(
                 f"{self.task_id}: {len(errors)} of {len(messages)} message(s) could not be dispatched to DAG "

@@ -129,7 +129,7 @@ class MNSDispatchTrigger(MNSMessageTrigger):
             )
         messages, result.messages = result.messages, []
         summary, errors = self._dispatcher.dispatch(messages)
-        self._dispatcher.log_summary(len(messages), summary)
+        self._dispatcher.log_summary(messages, summary)
         if errors:
             raise MNSDispatchError(
                 f"{len(errors)} of {len(messages)} message(s) from MNS queue {self.queue_name} could not be "

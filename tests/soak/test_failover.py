@@ -2,8 +2,9 @@
 
 A stack of its own on the distributed topology (``AirflowTopology.distributed()``: api-server,
 scheduler, dag-processor, two triggerers, two Celery workers, private PostgreSQL and Redis), with
-a triggerer capacity of 1 and two watched queues (``tests/soak/failover_dags/failover.py``), so
-that each triggerer holds one watcher. ``EXECUTIONS`` executions, half on each queue, kept at
+a triggerer capacity of 1 and two watched queues (``tests/soak/failover_dags/failover.py``:
+``failover-a`` dispatched by ``MNSDispatchTrigger`` from the triggerer, ``failover-b`` by the
+dispatch operator after an asset event), so that each triggerer holds one watcher. ``EXECUTIONS`` executions, half on each queue, kept at
 most ``IN_FLIGHT`` at a time; while they run:
 
 1. the scheduler is killed with SIGKILL and started again (after ``SCHEDULER_KILL_AT`` ended);
@@ -114,7 +115,13 @@ def _watchers_held(stack: LocalStack) -> dict[str, dict[str, int]]:
             text = stack.airflow_log(name).read_text(errors="replace")
             since_start = text.rsplit("Starting the triggerer", 1)[-1]
             held[name] = {
-                q: len(re.findall(rf"Trigger fired event.*queue='{re.escape(q)}'", since_start))
+                q: len(
+                    re.findall(
+                        rf"Trigger fired event.*queue='{re.escape(q)}'"  # MNSMessageTrigger
+                        rf"|Dispatched \d+ message\(s\) from MNS queue {re.escape(q)} ",  # MNSDispatchTrigger
+                        since_start,
+                    )
+                )
                 for q in failover.QUEUES
             }
     return held
