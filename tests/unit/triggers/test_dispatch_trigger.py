@@ -17,10 +17,10 @@ from airflow_provider_fnf.triggers.dispatch import MNSDispatchTrigger
 from tests.unit.triggers.test_mns_trigger import (
     ScriptedReceiver,
     _no_sleep,
-    _real_sleep,
     leased,
     logged,
     rebuild,
+    record_sleeps,
 )
 
 KWARGS = {
@@ -111,13 +111,7 @@ def test_every_batch_is_dispatched_in_the_worker_thread_and_no_event_fires(monke
 
 
 def test_a_batch_whose_runs_could_not_all_start_backs_off(monkeypatch, caplog, capsys):
-    sleeps: list[float] = []
-
-    async def record_sleep(delay, *args, **kwargs):
-        sleeps.append(delay)
-        await _real_sleep(0)
-
-    monkeypatch.setattr(asyncio, "sleep", record_sleep)
+    sleeps = record_sleeps(monkeypatch)
     runs = FakeRuns(fail={"mns__q__M2"})
     # M2 comes back (its lease ran out) and is started then.
     receiver = ScriptedReceiver(

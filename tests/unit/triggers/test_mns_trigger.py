@@ -176,7 +176,8 @@ def logged(capsys, caplog) -> str:
     return captured.out + captured.err + caplog.text
 
 
-def test_transient_errors_back_off_and_are_logged(monkeypatch, caplog, capsys):
+def record_sleeps(monkeypatch) -> list[float]:
+    """Every asyncio.sleep's delay from now on, without waiting it."""
     sleeps: list[float] = []
 
     async def record_sleep(delay, *args, **kwargs):
@@ -184,6 +185,11 @@ def test_transient_errors_back_off_and_are_logged(monkeypatch, caplog, capsys):
         await _real_sleep(0)
 
     monkeypatch.setattr(asyncio, "sleep", record_sleep)
+    return sleeps
+
+
+def test_transient_errors_back_off_and_are_logged(monkeypatch, caplog, capsys):
+    sleeps = record_sleeps(monkeypatch)
     receiver = ScriptedReceiver(
         [MNSEndpointUnreachableError("no answer"), MNSEndpointUnreachableError("no answer"), leased("M1")]
     )
