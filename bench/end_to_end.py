@@ -74,11 +74,6 @@ runs itself: it has no events)."""
 SEQUENTIAL = 20
 """Executions one after another on the idle stack, after the concurrent ones."""
 GOAL_LATENCY_RATIO = 1.1
-SQLITE_ENV = {
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "bench._airflow_settings.SQLITE_CONNECT_ARGS",
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "bench._airflow_settings.SQLITE_CONNECT_ARGS_ASYNC",
-}
-"""On SQLite, the same for every Airflow mode: see :mod:`bench._airflow_settings`."""
 TOPOLOGIES = {
     "sqlite": AirflowTopology(),
     "postgresql": AirflowTopology(standalone=False, database="postgresql"),
@@ -516,7 +511,6 @@ def _measure_mode(
             Path(work_dir),
             echo=lambda line: echo(f"  [stack] {line}"),
             prepare=_prepare,
-            extra_env=SQLITE_ENV if database == "sqlite" else {},
             topology=TOPOLOGIES[database],
         )
         with stack:

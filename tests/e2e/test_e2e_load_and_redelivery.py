@@ -119,8 +119,12 @@ def finished_runs(stack: LocalStack, dag_id: str, expected: int, timeout: float 
         time.sleep(1)
 
 
-def test_burst_of_messages_makes_one_worker_run_each(stack: LocalStack, flows: Any) -> None:
-    queue = e2e_load.DISPATCH_QUEUE
+def burst_with_one_run_each(
+    stack: LocalStack, flows: Any, queue: str, worker_dag_id: str, run_type: str
+) -> dict[str, str]:
+    """``BURST`` executions at once on ``queue``; checks that each Succeeded with the output of its
+    own worker run, one run (of ``run_type``) per message with the message as its conf. Returns
+    run id -> execution name."""
     flow = deploy(flows, queue)
     names = start_burst(flows, flow, BURST)
 
@@ -136,17 +140,25 @@ def test_burst_of_messages_makes_one_worker_run_each(stack: LocalStack, flows: A
         assert history_counts(flows, flow, name).get("TaskSucceeded") == 1
     assert len(set(message_of.values())) == BURST
 
-    runs = finished_runs(stack, e2e_load.WORKER_DAG_ID, BURST)
+    runs = finished_runs(stack, worker_dag_id, BURST)
     expected_ids = {f"mns__{queue}__{mid}": name for name, mid in message_of.items()}
     assert sorted(r["dag_run_id"] for r in runs) == sorted(expected_ids), "exactly one run per message"
     for run in runs:
         assert run["state"] == "success", run["dag_run_id"]
+        assert run["run_type"] == run_type, run["dag_run_id"]
         conf = run["conf"]
         name = expected_ids[run["dag_run_id"]]
         assert CONF_KEYS <= set(conf), sorted(conf)
         assert conf["message_id"] == message_of[name] and conf["queue_name"] == queue
         assert conf["body"]["n"] == names[name] and conf["body"]["task_token"] == conf["task_token"]
         assert conf["execution_name"] == name and conf["receipt_handle"]
+    return expected_ids
+
+
+def test_burst_of_messages_makes_one_worker_run_each(stack: LocalStack, flows: Any) -> None:
+    queue = e2e_load.DISPATCH_QUEUE
+    # Started from the dispatcher's task through the Task SDK.
+    expected_ids = burst_with_one_run_each(stack, flows, queue, e2e_load.WORKER_DAG_ID, "operator_triggered")
 
     # The dispatcher started each run once, however the messages were batched into its runs.
     started: list[str] = []
@@ -161,26 +173,9 @@ def test_burst_of_messages_makes_one_worker_run_each(stack: LocalStack, flows: A
 
 def test_dispatch_trigger_starts_one_worker_run_per_message_of_a_burst(stack: LocalStack, flows: Any) -> None:
     queue = e2e_load.TRIGGER_QUEUE
-    flow = deploy(flows, queue)
-    names = start_burst(flows, flow, BURST)
+    # Started from the triggerer through the REST API, not by an asset event.
+    expected_ids = burst_with_one_run_each(stack, flows, queue, e2e_load.TRIGGER_WORKER_DAG_ID, "manual")
 
-    executions = wait_all(stack, flows, flow, names)
-
-    assert {n: e["Status"] for n, e in executions.items()} == dict.fromkeys(names, "Succeeded")
-    expected_ids: dict[str, str] = {}
-    for name, n in names.items():
-        (message_id,) = flows.message_ids(flow, name)
-        assert json.loads(executions[name]["Output"]) == {"n": str(n), "message_id": message_id}
-        assert history_counts(flows, flow, name).get("TaskSucceeded") == 1
-        expected_ids[f"mns__{queue}__{message_id}"] = name
-    runs = finished_runs(stack, e2e_load.TRIGGER_WORKER_DAG_ID, BURST)
-    assert sorted(r["dag_run_id"] for r in runs) == sorted(expected_ids), "exactly one run per message"
-    for run in runs:
-        assert run["state"] == "success", run["dag_run_id"]
-        assert run["run_type"] == "manual", "started through the REST API, not by an asset event"
-        assert (
-            CONF_KEYS <= set(run["conf"]) and run["conf"]["execution_name"] == expected_ids[run["dag_run_id"]]
-        )
     log = triggerer_log(stack)
     for run_id in expected_ids:
         assert log.count(f"Started run {run_id} of DAG {e2e_load.TRIGGER_WORKER_DAG_ID}") == 1, run_id

@@ -49,6 +49,7 @@ from tools.local_stack.processes import (
     wait_http,
 )
 from tools.local_stack.services import PostgresServer, RedisServer
+from tools.local_stack.sqlite_settings import SQLITE_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The checkout: on the ``PYTHONPATH`` of every Airflow process (``tools``, ``dags_examples``)."""
@@ -628,6 +629,8 @@ class LocalStack:
                     "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(max(1, self.topology.parallelism // 2)),
                 }
             )
+        if self.postgres is None:
+            env.update(SQLITE_ENV)
         env.update(self.connection_env())
         env["AIRFLOW_CONN_AIRFLOW_API_DEFAULT"] = json.dumps(
             {"conn_type": "http", "host": self.airflow_url, "login": "admin", "password": self._admin_secret}
